@@ -1,0 +1,1 @@
+//! tpmkey: TPM-backed keys.
