@@ -1,0 +1,407 @@
+//! [`Tpm`]: the one place where commands are framed, sessions applied, bytes sent,
+//! retries done and responses verified and parsed.
+
+use std::time::Duration;
+
+use rand_core::{OsRng, RngCore};
+use tpm_commands::attributes::TpmaSession;
+use tpm_commands::codec::Reader;
+use tpm_commands::commands::{Command, FlushContext, Response};
+use tpm_commands::constants::{ht, TpmCc, TpmHandle, TpmSt, TpmSu};
+use tpm_commands::frame::{self, TpmsAuthCommand};
+use tpm_commands::rc::ResponseCode;
+use zeroize::Zeroizing;
+
+use crate::crypto::session as sc;
+use crate::error::{Error, Result};
+use crate::session::AuthSession;
+use crate::tcti::Tcti;
+use crate::transport::Transport;
+
+/// How many times a command answered with TPM_RC_RETRY, TPM_RC_YIELDED or
+/// TPM_RC_TESTING is resent unchanged before giving up.
+const MAX_RETRIES: u32 = 12;
+
+/// What authorizes one handle of a command, or rides along for encryption.
+pub enum Auth<'a> {
+    /// TPM_RS_PW: the authValue travels in clear. Only for empty authValues (the
+    /// owner hierarchy of an unconfigured TPM, a no-PIN object); anything secret goes
+    /// through [`Auth::Session`].
+    EmptyPassword,
+    /// An HMAC or policy session authorizing the handle, with the entity's authValue.
+    Session(&'a mut AuthSession, &'a [u8]),
+    /// A session that authorizes no handle: parameter encryption or audit only.
+    /// Must come after the sessions that authorize handles.
+    Extra(&'a mut AuthSession),
+}
+
+/// A connection to one TPM.
+pub struct Tpm {
+    transport: Box<dyn Transport>,
+    tcti: Option<Tcti>,
+    /// Transient objects and sessions this process created and has not flushed;
+    /// flushed on drop, so that a TPM with no resource manager is not left full.
+    owned: Vec<TpmHandle>,
+    commands_sent: u64,
+}
+
+impl core::fmt::Debug for Tpm {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Tpm").field("tcti", &self.tcti).field("owned", &self.owned).finish_non_exhaustive()
+    }
+}
+
+impl Tpm {
+    /// Connects to the TPM the environment names (`TPMKEY_TCTI`, then
+    /// `TPM2TOOLS_TCTI`, then `device:/dev/tpmrm0`).
+    ///
+    /// # Errors
+    /// A bad TCTI string, or the TPM cannot be reached.
+    pub fn from_env() -> Result<Tpm> {
+        let tcti = Tcti::from_env().map_err(|e| Error::Usage(e.to_string()))?;
+        Tpm::open(&tcti)
+    }
+
+    /// Connects through `tcti`.
+    ///
+    /// # Errors
+    /// The TPM cannot be reached.
+    pub fn open(tcti: &Tcti) -> Result<Tpm> {
+        let transport = tcti.open()?;
+        Ok(Tpm { transport, tcti: Some(tcti.clone()), owned: Vec::new(), commands_sent: 0 })
+    }
+
+    /// Wraps an already open transport.
+    pub fn with_transport(transport: Box<dyn Transport>) -> Tpm {
+        Tpm { transport, tcti: None, owned: Vec::new(), commands_sent: 0 }
+    }
+
+    /// The TCTI this connection was opened with.
+    pub fn tcti(&self) -> Option<&Tcti> {
+        self.tcti.as_ref()
+    }
+
+    /// Number of command frames sent so far (retries included).
+    pub fn commands_sent(&self) -> u64 {
+        self.commands_sent
+    }
+
+    /// Sends one frame, resending it unchanged on TPM_RC_RETRY, TPM_RC_YIELDED and
+    /// TPM_RC_TESTING (Part 1 §18.4; the TPM did not consume the session), and
+    /// starting the TPM once if it answers TPM_RC_INITIALIZE.
+    ///
+    /// # Errors
+    /// Transport failures. TPM error codes are returned in the frame, not as errors.
+    pub fn transact(&mut self, command: &[u8]) -> Result<Vec<u8>> {
+        let mut delay = Duration::from_millis(1);
+        let mut started = false;
+        let mut tries = 0;
+        loop {
+            self.commands_sent += 1;
+            let response = self.transport.transact(command)?;
+            let rc = frame::Header::parse(&response).map(|h| ResponseCode(h.code)).ok();
+            let cc = frame::Header::parse(command).map(|h| TpmCc(h.code)).ok();
+            match rc {
+                Some(rc) if rc.is_retry() && tries < MAX_RETRIES => {
+                    tries += 1;
+                    std::thread::sleep(delay);
+                    delay = (delay * 2).min(Duration::from_millis(500));
+                }
+                Some(rc) if rc == ResponseCode::INITIALIZE && !started && cc != Some(TpmCc::STARTUP) => {
+                    started = true;
+                    self.startup()?;
+                }
+                _ => return Ok(response),
+            }
+        }
+    }
+
+    /// TPM2_Startup(CLEAR), for simulators started without it.
+    fn startup(&mut self) -> Result<()> {
+        let cmd = frame::build_command(TpmCc::STARTUP, &[], &[], &TpmSu::CLEAR.0.to_be_bytes())?;
+        self.commands_sent += 1;
+        let rsp = self.transport.transact(&cmd)?;
+        let rc = frame::Header::parse(&rsp)
+            .map_err(|source| Error::Malformed { cc: TpmCc::STARTUP, source })?
+            .code;
+        if rc != 0 && ResponseCode(rc) != ResponseCode::INITIALIZE {
+            return Err(Error::Tpm { cc: TpmCc::STARTUP, rc: ResponseCode(rc) });
+        }
+        Ok(())
+    }
+
+    /// Runs a command with no sessions.
+    ///
+    /// # Errors
+    /// Transport, TPM or parsing errors.
+    pub fn run<C: Command>(&mut self, cmd: &C) -> Result<C::Response> {
+        let names: Vec<Vec<u8>> = cmd.handles().iter().map(|h| h.0.to_be_bytes().to_vec()).collect();
+        let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+        self.execute(cmd, &names, &mut [])
+    }
+
+    /// Runs a command with sessions (Part 1 §18, §19.6, §21).
+    ///
+    /// `names` are the Names of every handle of the handle area, in order (for
+    /// cpHash; permanent handles are their own Name). `auths` hold one entry per
+    /// handle that needs an authorization, in order, then any [`Auth::Extra`]
+    /// sessions. The response HMAC of every session is verified, in constant time,
+    /// before any response parameter is decrypted or parsed.
+    ///
+    /// # Errors
+    /// [`Error::Usage`] when names or auths do not fit the command; [`Error::Tpm`]
+    /// with the decoded response code; [`Error::Integrity`] when a response HMAC does
+    /// not verify or sessions are missing; [`Error::Malformed`].
+    pub fn execute<C: Command>(&mut self, cmd: &C, names: &[&[u8]], auths: &mut [Auth<'_>]) -> Result<C::Response> {
+        let handles = cmd.handles();
+        if names.len() != handles.len() {
+            return Err(Error::Usage(format!(
+                "{}: {} handle names given, {} needed",
+                C::NAME,
+                names.len(),
+                handles.len()
+            )));
+        }
+        let auth_count = C::auth_count();
+        let authorizing = auths.iter().take_while(|a| !matches!(a, Auth::Extra(_))).count();
+        if authorizing != auth_count || auths.len() > frame::MAX_SESSIONS {
+            return Err(Error::Usage(format!(
+                "{}: {} authorizations given, {} needed (then at most {} extra sessions)",
+                C::NAME,
+                authorizing,
+                auth_count,
+                frame::MAX_SESSIONS - auth_count
+            )));
+        }
+        // The entity (Name, authValue) each session authorizes; None for extras.
+        let entity_names: Vec<Option<&[u8]>> = (0..auths.len())
+            .map(|i| if i < auth_count { names.get(i).copied() } else { None })
+            .collect();
+
+        let mut params = Zeroizing::new(cmd.params_bytes()?);
+
+        // Fresh nonces for every session.
+        for a in auths.iter_mut() {
+            if let Some(s) = session_of(a) {
+                let mut nonce = vec![0u8; s.hash().digest_size()];
+                OsRng.fill_bytes(&mut nonce);
+                s.roll_caller_nonce(nonce);
+            }
+        }
+
+        let decrypt_idx = find_attr(auths, TpmaSession::DECRYPT, C::NAME)?;
+        let encrypt_idx = find_attr(auths, TpmaSession::ENCRYPT, C::NAME)?;
+        if decrypt_idx.is_some() && !C::DECRYPTABLE {
+            return Err(Error::Usage(format!("{}: its first parameter is not a TPM2B; it cannot be encrypted", C::NAME)));
+        }
+        if encrypt_idx.is_some() && !<C::Response as Response>::ENCRYPTABLE {
+            return Err(Error::Usage(format!(
+                "{}: its first response parameter is not a TPM2B; it cannot be encrypted",
+                C::NAME
+            )));
+        }
+
+        // Command parameter encryption, before cpHash (Part 1 §21.1).
+        if let Some(i) = decrypt_idx {
+            let entity = entity_of(auths, &entity_names, i);
+            if let Some(s) = auths.get(i).and_then(session_ref) {
+                if let Some(payload) = first_tpm2b_payload(&mut params) {
+                    s.encrypt_command_param(entity, payload);
+                }
+            }
+        }
+
+        // Authorization area.
+        let decrypt_nonce = extra_nonce(auths, decrypt_idx);
+        let encrypt_nonce = if encrypt_idx == decrypt_idx { None } else { extra_nonce(auths, encrypt_idx) };
+        let mut area = Vec::with_capacity(auths.len());
+        for (i, a) in auths.iter().enumerate() {
+            match a {
+                Auth::EmptyPassword => area.push(TpmsAuthCommand {
+                    session_handle: TpmHandle::RS_PW,
+                    session_attributes: TpmaSession::CONTINUE_SESSION,
+                    ..Default::default()
+                }),
+                Auth::Session(s, _) | Auth::Extra(s) => {
+                    let cp = sc::cp_hash(s.hash(), C::CC.0, names, &params);
+                    let (dn, en) = if i == 0 && i < auth_count { (decrypt_nonce.as_deref(), encrypt_nonce.as_deref()) } else { (None, None) };
+                    let entity = entity_of(auths, &entity_names, i);
+                    area.push(s.command_auth(entity, &cp, dn, en)?);
+                }
+            }
+        }
+
+        let command = Zeroizing::new(frame::build_command(C::CC, &handles, &area, &params)?);
+        let response = self.transact(&command)?;
+        let parsed = frame::parse_response(&response, <C::Response as Response>::HANDLE_COUNT)
+            .map_err(|source| Error::Malformed { cc: C::CC, source })?;
+        if parsed.rc != 0 {
+            return Err(Error::Tpm { cc: C::CC, rc: ResponseCode(parsed.rc) });
+        }
+
+        // Verify every session's response HMAC before touching the parameters.
+        if auths.is_empty() {
+            if parsed.tag != TpmSt::NO_SESSIONS {
+                return Err(Error::Integrity { cc: C::CC, what: "sessions in the response to a command with none" });
+            }
+        } else if parsed.tag != TpmSt::SESSIONS || parsed.sessions.len() != auths.len() {
+            return Err(Error::Integrity { cc: C::CC, what: "response session area missing or of the wrong length" });
+        }
+        for (i, reply) in parsed.sessions.iter().enumerate() {
+            let entity = entity_of(auths, &entity_names, i);
+            match auths.get_mut(i) {
+                Some(Auth::EmptyPassword) => {
+                    if !reply.nonce.is_empty() || !reply.hmac.is_empty() {
+                        return Err(Error::Integrity { cc: C::CC, what: "password session answered with a nonce or HMAC" });
+                    }
+                }
+                Some(Auth::Session(s, _)) | Some(Auth::Extra(s)) => {
+                    let rp = sc::rp_hash(s.hash(), 0, C::CC.0, parsed.params);
+                    let sent = s.attributes();
+                    if reply.session_attributes.contains(TpmaSession::DECRYPT) != sent.contains(TpmaSession::DECRYPT)
+                        || reply.session_attributes.contains(TpmaSession::ENCRYPT) != sent.contains(TpmaSession::ENCRYPT)
+                        || !s.accept_response(entity, &rp, reply)
+                    {
+                        return Err(Error::Integrity { cc: C::CC, what: "response HMAC does not verify" });
+                    }
+                }
+                None => {}
+            }
+        }
+
+        let mut rparams = Zeroizing::new(parsed.params.to_vec());
+        if let Some(i) = encrypt_idx {
+            let entity = entity_of(auths, &entity_names, i);
+            if let Some(s) = auths.get(i).and_then(session_ref) {
+                if let Some(payload) = first_tpm2b_payload(&mut rparams) {
+                    s.decrypt_response_param(entity, payload);
+                }
+            }
+        }
+        let mut hr = Reader::new(parsed.handles);
+        let mut pr = Reader::new(&rparams);
+        let out = <C::Response as Response>::unmarshal_areas(&mut hr, &mut pr)
+            .map_err(|source| Error::Malformed { cc: C::CC, source })?;
+
+        self.track_handles(C::CC, cmd, parsed.handles, auths);
+        Ok(out)
+    }
+
+    /// Keeps the list of transient objects and sessions to flush up to date.
+    fn track_handles<C: Command>(&mut self, cc: TpmCc, cmd: &C, rhandles: &[u8], auths: &[Auth<'_>]) {
+        for chunk in rhandles.chunks_exact(4) {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(chunk);
+            let h = TpmHandle(u32::from_be_bytes(b));
+            if matches!(h.handle_type(), ht::TRANSIENT | ht::HMAC_SESSION | ht::POLICY_SESSION) && !self.owned.contains(&h) {
+                self.owned.push(h);
+            }
+        }
+        if cc == TpmCc::FLUSH_CONTEXT {
+            if let Ok(p) = cmd.params_bytes() {
+                if let Ok(b) = <[u8; 4]>::try_from(p.as_slice()) {
+                    let h = TpmHandle(u32::from_be_bytes(b));
+                    self.owned.retain(|o| *o != h);
+                }
+            }
+        }
+        for a in auths {
+            if let Some(s) = session_ref(a) {
+                if !s.is_open() {
+                    self.owned.retain(|o| *o != s.handle());
+                }
+            }
+        }
+    }
+
+    /// Flushes a transient object or session (Part 3 §28.4).
+    ///
+    /// # Errors
+    /// Transport or TPM errors.
+    pub fn flush(&mut self, handle: TpmHandle) -> Result<()> {
+        self.run(&FlushContext { flush_handle: handle })?;
+        self.owned.retain(|o| *o != handle);
+        Ok(())
+    }
+
+    /// Flushes a session and marks it closed.
+    ///
+    /// # Errors
+    /// Transport or TPM errors.
+    pub fn flush_session(&mut self, session: &mut AuthSession) -> Result<()> {
+        if session.is_open() {
+            self.flush(session.handle())?;
+            session.mark_closed();
+        }
+        Ok(())
+    }
+
+    /// Stops tracking `handle` (it was made persistent or handed to someone else).
+    pub fn forget(&mut self, handle: TpmHandle) {
+        self.owned.retain(|o| *o != handle);
+    }
+
+    /// The transient objects and sessions this connection still owns.
+    pub fn owned_handles(&self) -> &[TpmHandle] {
+        &self.owned
+    }
+}
+
+impl Drop for Tpm {
+    fn drop(&mut self) {
+        for h in std::mem::take(&mut self.owned).into_iter().rev() {
+            let _ = self.run(&FlushContext { flush_handle: h });
+        }
+    }
+}
+
+fn session_of<'s>(a: &'s mut Auth<'_>) -> Option<&'s mut AuthSession> {
+    match a {
+        Auth::Session(s, _) | Auth::Extra(s) => Some(s),
+        Auth::EmptyPassword => None,
+    }
+}
+
+fn session_ref<'s>(a: &'s Auth<'_>) -> Option<&'s AuthSession> {
+    match a {
+        Auth::Session(s, _) | Auth::Extra(s) => Some(s),
+        Auth::EmptyPassword => None,
+    }
+}
+
+/// The (Name, authValue) of the entity session `i` authorizes.
+fn entity_of<'a>(auths: &'a [Auth<'_>], names: &[Option<&'a [u8]>], i: usize) -> Option<(&'a [u8], &'a [u8])> {
+    match (auths.get(i), names.get(i).copied().flatten()) {
+        (Some(Auth::Session(_, auth)), Some(name)) => Some((name, *auth)),
+        _ => None,
+    }
+}
+
+/// The index of the session carrying `attr`; more than one is an error (Part 1 §21.1).
+fn find_attr(auths: &[Auth<'_>], attr: TpmaSession, cmd: &str) -> Result<Option<usize>> {
+    let mut found = None;
+    for (i, a) in auths.iter().enumerate() {
+        if session_ref(a).is_some_and(|s| s.attributes().contains(attr)) {
+            if found.is_some() {
+                return Err(Error::Usage(format!("{cmd}: more than one session with {attr:?}")));
+            }
+            found = Some(i);
+        }
+    }
+    Ok(found)
+}
+
+/// nonceTPM of the decrypt/encrypt session when it is not the first session (Part 1 §19.6.5).
+fn extra_nonce(auths: &[Auth<'_>], idx: Option<usize>) -> Option<Vec<u8>> {
+    match idx {
+        Some(i) if i > 0 => auths.get(i).and_then(session_ref).map(|s| s.nonce_tpm().to_vec()),
+        _ => None,
+    }
+}
+
+/// The payload bytes of the leading TPM2B of a parameter area (its size stays clear).
+fn first_tpm2b_payload(params: &mut [u8]) -> Option<&mut [u8]> {
+    let (size, rest) = params.split_first_chunk_mut::<2>()?;
+    let n = usize::from(u16::from_be_bytes(*size));
+    rest.get_mut(..n)
+}
