@@ -25,5 +25,6 @@ pub mod codec;
 pub mod commands;
 pub mod constants;
 pub mod frame;
+pub mod rc;
 
 pub use codec::{Marshal, Reader, Unmarshal, UnmarshalError, Writer};
