@@ -26,5 +26,6 @@ pub mod commands;
 pub mod constants;
 pub mod frame;
 pub mod rc;
+pub mod structures;
 
 pub use codec::{Marshal, Reader, Unmarshal, UnmarshalError, Writer};
