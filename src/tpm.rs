@@ -206,7 +206,7 @@ impl Tpm {
             let entity = entity_of(auths, &entity_names, i);
             if let Some(s) = auths.get(i).and_then(session_ref) {
                 if let Some(payload) = first_tpm2b_payload(&mut params) {
-                    s.encrypt_command_param(entity, payload);
+                    s.encrypt_command_param(as_ref(&entity), payload);
                 }
             }
         }
@@ -226,7 +226,7 @@ impl Tpm {
                     let cp = sc::cp_hash(s.hash(), C::CC.0, names, &params);
                     let (dn, en) = if i == 0 && i < auth_count { (decrypt_nonce.as_deref(), encrypt_nonce.as_deref()) } else { (None, None) };
                     let entity = entity_of(auths, &entity_names, i);
-                    area.push(s.command_auth(entity, &cp, dn, en)?);
+                    area.push(s.command_auth(as_ref(&entity), &cp, dn, en)?);
                 }
             }
         }
@@ -260,7 +260,7 @@ impl Tpm {
                     let sent = s.attributes();
                     if reply.session_attributes.contains(TpmaSession::DECRYPT) != sent.contains(TpmaSession::DECRYPT)
                         || reply.session_attributes.contains(TpmaSession::ENCRYPT) != sent.contains(TpmaSession::ENCRYPT)
-                        || !s.accept_response(entity, &rp, reply)
+                        || !s.accept_response(as_ref(&entity), &rp, reply)
                     {
                         return Err(Error::Integrity { cc: C::CC, what: "response HMAC does not verify" });
                     }
@@ -274,7 +274,7 @@ impl Tpm {
             let entity = entity_of(auths, &entity_names, i);
             if let Some(s) = auths.get(i).and_then(session_ref) {
                 if let Some(payload) = first_tpm2b_payload(&mut rparams) {
-                    s.decrypt_response_param(entity, payload);
+                    s.decrypt_response_param(as_ref(&entity), payload);
                 }
             }
         }
@@ -369,12 +369,19 @@ fn session_ref<'s>(a: &'s Auth<'_>) -> Option<&'s AuthSession> {
     }
 }
 
-/// The (Name, authValue) of the entity session `i` authorizes.
-fn entity_of<'a>(auths: &'a [Auth<'_>], names: &[Option<&'a [u8]>], i: usize) -> Option<(&'a [u8], &'a [u8])> {
+/// The (Name, authValue) of the entity session `i` authorizes, copied out so the
+/// session itself can be borrowed mutably afterwards.
+fn entity_of(auths: &[Auth<'_>], names: &[Option<&[u8]>], i: usize) -> Option<Entity> {
     match (auths.get(i), names.get(i).copied().flatten()) {
-        (Some(Auth::Session(_, auth)), Some(name)) => Some((name, *auth)),
+        (Some(Auth::Session(_, auth)), Some(name)) => Some((name.to_vec(), Zeroizing::new(auth.to_vec()))),
         _ => None,
     }
+}
+
+type Entity = (Vec<u8>, Zeroizing<Vec<u8>>);
+
+fn as_ref(e: &Option<Entity>) -> Option<(&[u8], &[u8])> {
+    e.as_ref().map(|(n, a)| (n.as_slice(), a.as_slice()))
 }
 
 /// The index of the session carrying `attr`; more than one is an error (Part 1 §21.1).

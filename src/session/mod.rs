@@ -5,7 +5,7 @@
 //! The cryptography itself is in [`crate::crypto`]; this module holds the rules of
 //! which key, which nonces and which authValue go where.
 
-pub mod start;
+// pub mod start; (salted session start: next milestone)
 
 use tpm_commands::attributes::TpmaSession;
 use tpm_commands::buffers::{Tpm2bAuth, Tpm2bNonce};

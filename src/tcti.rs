@@ -1,0 +1,162 @@
+//! TCTI strings, as tpm2-tss and tpm2-tools users know them: `device:/dev/tpmrm0`,
+//! `swtpm:host=127.0.0.1,port=2321`, `swtpm:path=/run/swtpm.sock`,
+//! `mssim:host=…,port=…`. Looked up from `TPMKEY_TCTI`, then `TPM2TOOLS_TCTI`, then
+//! the default `device:/dev/tpmrm0`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::transport::{DeviceTransport, Framing, SocketAddr, SocketTransport, Transport, TransportError};
+
+/// The default TPM.
+pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
+
+/// A parsed TCTI string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tcti {
+    /// A character device.
+    Device {
+        /// Its path.
+        path: String,
+    },
+    /// A simulator socket.
+    Socket {
+        /// Where.
+        addr: SocketAddr,
+        /// swtpm (raw) or mssim framing.
+        framing: Framing,
+    },
+}
+
+/// A TCTI string that could not be understood.
+#[derive(Debug, thiserror::Error)]
+#[error("bad TCTI string {input:?}: {reason}; use device:/dev/tpmrm0, swtpm:host=127.0.0.1,port=2321, swtpm:path=/run/swtpm.sock or mssim:host=127.0.0.1,port=2321")]
+pub struct TctiError {
+    input: String,
+    reason: String,
+}
+
+/// Where a TCTI string came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TctiSource {
+    /// `TPMKEY_TCTI`.
+    TpmkeyEnv,
+    /// `TPM2TOOLS_TCTI`.
+    Tpm2toolsEnv,
+    /// The default.
+    Default,
+}
+
+impl Tcti {
+    /// The TCTI named by the environment, and where it came from.
+    ///
+    /// # Errors
+    /// A variable that does not parse.
+    pub fn from_env_with_source() -> Result<(Tcti, TctiSource), TctiError> {
+        for (var, src) in [("TPMKEY_TCTI", TctiSource::TpmkeyEnv), ("TPM2TOOLS_TCTI", TctiSource::Tpm2toolsEnv)] {
+            if let Ok(v) = std::env::var(var) {
+                if !v.is_empty() {
+                    return Ok((v.parse()?, src));
+                }
+            }
+        }
+        Ok((DEFAULT_TCTI.parse()?, TctiSource::Default))
+    }
+
+    /// The TCTI named by the environment.
+    ///
+    /// # Errors
+    /// A variable that does not parse.
+    pub fn from_env() -> Result<Tcti, TctiError> {
+        Self::from_env_with_source().map(|(t, _)| t)
+    }
+
+    /// Opens the transport.
+    ///
+    /// # Errors
+    /// The TPM cannot be reached.
+    pub fn open(&self) -> Result<Box<dyn Transport>, TransportError> {
+        Ok(match self {
+            Tcti::Device { path } => Box::new(DeviceTransport::open(path)?),
+            Tcti::Socket { addr, framing } => Box::new(SocketTransport::connect(addr.clone(), *framing)?),
+        })
+    }
+
+    /// True for `/dev/tpm0`-style devices without a resource manager... as far as
+    /// the name tells: anything but `tpmrm`.
+    pub fn has_resource_manager(&self) -> bool {
+        matches!(self, Tcti::Device { path } if path.contains("tpmrm"))
+    }
+}
+
+impl FromStr for Tcti {
+    type Err = TctiError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |reason: &str| TctiError { input: s.to_string(), reason: reason.to_string() };
+        let (kind, conf) = s.split_once(':').unwrap_or((s, ""));
+        match kind {
+            "device" => {
+                let path = conf.strip_prefix("path=").unwrap_or(conf);
+                Ok(Tcti::Device { path: if path.is_empty() { "/dev/tpmrm0".into() } else { path.into() } })
+            }
+            "swtpm" | "mssim" => {
+                let framing = if kind == "swtpm" { Framing::Raw } else { Framing::Mssim };
+                let (mut host, mut port, mut path) = ("localhost".to_string(), 2321u16, None);
+                for kv in conf.split(',').filter(|p| !p.is_empty()) {
+                    match kv.split_once('=') {
+                        Some(("host", v)) if !v.is_empty() => host = v.to_string(),
+                        Some(("port", v)) => port = v.parse().map_err(|_| err("port must be a number 1-65535"))?,
+                        Some(("path", v)) if !v.is_empty() => path = Some(v.to_string()),
+                        _ => return Err(err(&format!("unknown option {kv:?}"))),
+                    }
+                }
+                let addr = match path {
+                    Some(path) if framing == Framing::Raw => SocketAddr::Unix { path },
+                    Some(_) => return Err(err("mssim takes host and port, not path")),
+                    None => SocketAddr::Tcp { host, port },
+                };
+                Ok(Tcti::Socket { addr, framing })
+            }
+            _ => Err(err("unknown TCTI")),
+        }
+    }
+}
+
+impl fmt::Display for Tcti {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Tcti::Device { path } => write!(f, "device:{path}"),
+            Tcti::Socket { addr: SocketAddr::Unix { path }, .. } => write!(f, "swtpm:path={path}"),
+            Tcti::Socket { addr: SocketAddr::Tcp { host, port }, framing } => {
+                let kind = if *framing == Framing::Raw { "swtpm" } else { "mssim" };
+                write!(f, "{kind}:host={host},port={port}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_round_trips() {
+        for s in ["device:/dev/tpmrm0", "device:/dev/tpm0", "swtpm:host=127.0.0.1,port=2321", "swtpm:path=/run/swtpm.sock", "mssim:host=localhost,port=2321"] {
+            let t: Tcti = s.parse().unwrap();
+            assert_eq!(t.to_string(), s);
+        }
+        assert_eq!("device".parse::<Tcti>().unwrap(), Tcti::Device { path: "/dev/tpmrm0".into() });
+        assert_eq!("swtpm".parse::<Tcti>().unwrap().to_string(), "swtpm:host=localhost,port=2321");
+        assert_eq!("swtpm:port=5555".parse::<Tcti>().unwrap().to_string(), "swtpm:host=localhost,port=5555");
+        assert_eq!("device:path=/dev/tpm0".parse::<Tcti>().unwrap().to_string(), "device:/dev/tpm0");
+    }
+
+    #[test]
+    fn rejects_bad_strings() {
+        for s in ["tabrmd:bus_type=session", "swtpm:port=99999", "swtpm:colour=blue", "mssim:path=/x"] {
+            let e = s.parse::<Tcti>().unwrap_err().to_string();
+            assert!(e.contains("device:/dev/tpmrm0"), "{e}");
+        }
+    }
+}
