@@ -141,6 +141,22 @@ tpm_commands! {
         response { out_private: Tpm2bPrivate }
     }
 
+    /// Part 3 §14.2 TPM2_RSA_Encrypt.
+    RsaEncrypt / RsaEncryptResponse = RSA_ENCRYPT, "TPM2_RSA_Encrypt" {
+        handles { key_handle: noauth }
+        params { message: Tpm2bPublicKeyRsa, in_scheme: TpmtRsaDecrypt, label: Tpm2bData }
+        response_handles {}
+        response { out_data: Tpm2bPublicKeyRsa }
+    }
+
+    /// Part 3 §14.4 TPM2_ECDH_KeyGen.
+    EcdhKeyGen / EcdhKeyGenResponse = ECDH_KEY_GEN, "TPM2_ECDH_KeyGen" {
+        handles { key_handle: noauth }
+        params {}
+        response_handles {}
+        response { z_point: Tpm2bEccPoint, pub_point: Tpm2bEccPoint }
+    }
+
     /// Part 3 §14.3 TPM2_RSA_Decrypt.
     RsaDecrypt / RsaDecryptResponse = RSA_DECRYPT, "TPM2_RSA_Decrypt" {
         handles { key_handle: auth }
@@ -155,6 +171,14 @@ tpm_commands! {
         params { in_point: Tpm2bEccPoint }
         response_handles {}
         response { out_point: Tpm2bEccPoint }
+    }
+
+    /// Part 3 §19.3 TPM2_EC_Ephemeral.
+    EcEphemeral / EcEphemeralResponse = EC_EPHEMERAL, "TPM2_EC_Ephemeral" {
+        handles {}
+        params { curve_id: TpmEccCurve }
+        response_handles {}
+        response { q: Tpm2bEccPoint, counter: u16 }
     }
 
     /// Part 3 §15.4 TPM2_Hash.
