@@ -40,19 +40,33 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| -> String {
-        let i = args.iter().position(|a| a == name).unwrap_or_else(|| panic!("missing {name}"));
-        args.get(i + 1).cloned().unwrap_or_else(|| panic!("missing value for {name}"))
+        let i = args
+            .iter()
+            .position(|a| a == name)
+            .unwrap_or_else(|| panic!("missing {name}"));
+        args.get(i + 1)
+            .cloned()
+            .unwrap_or_else(|| panic!("missing value for {name}"))
     };
     let listen: u16 = arg("--listen").parse().expect("--listen PORT");
     let target: u16 = arg("--target").parse().expect("--target PORT");
-    let out = Arc::new(Mutex::new(OpenOptions::new().create(true).append(true).open(arg("--out")).expect("open --out")));
+    let out = Arc::new(Mutex::new(
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(arg("--out"))
+            .expect("open --out"),
+    ));
 
     // Control channel: plain byte forwarding.
     let ctrl = TcpListener::bind(("127.0.0.1", listen + 1)).expect("bind control port");
     std::thread::spawn(move || {
         for c in ctrl.incoming().flatten() {
             if let Ok(up) = TcpStream::connect(("127.0.0.1", target + 1)) {
-                let (c2, up2) = (c.try_clone().expect("clone"), up.try_clone().expect("clone"));
+                let (c2, up2) = (
+                    c.try_clone().expect("clone"),
+                    up.try_clone().expect("clone"),
+                );
                 std::thread::spawn(move || pipe(c2, up2));
                 std::thread::spawn(move || pipe(up, c));
             }
@@ -63,7 +77,9 @@ fn main() {
     eprintln!("tpm_record_proxy: 127.0.0.1:{listen} -> 127.0.0.1:{target}");
     for client in data.incoming() {
         let Ok(mut client) = client else { continue };
-        let Ok(mut up) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+        let Ok(mut up) = TcpStream::connect(("127.0.0.1", target)) else {
+            continue;
+        };
         let out = out.clone();
         std::thread::spawn(move || {
             while let Ok(cmd) = read_frame(&mut client) {

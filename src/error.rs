@@ -32,7 +32,9 @@ pub enum Error {
     /// A response failed its HMAC check, or a session answer was missing or out of
     /// place: the response was altered on the way or did not come from the TPM that
     /// holds the session key.
-    #[error("{cc}: response integrity check failed ({what}); the TPM connection may be tampered with")]
+    #[error(
+        "{cc}: response integrity check failed ({what}); the TPM connection may be tampered with"
+    )]
     Integrity {
         /// The command.
         cc: TpmCc,

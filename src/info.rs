@@ -71,7 +71,13 @@ pub struct TpmInfo {
 }
 
 fn capability(tpm: &mut Tpm, cap: TpmCap, property: u32, count: u32) -> Result<TpmsCapabilityData> {
-    Ok(tpm.run(&GetCapability { capability: cap, property, property_count: count })?.capability_data)
+    Ok(tpm
+        .run(&GetCapability {
+            capability: cap,
+            property,
+            property_count: count,
+        })?
+        .capability_data)
 }
 
 /// Reads all properties from `first` on, following `moreData`.
@@ -79,11 +85,19 @@ fn properties(tpm: &mut Tpm, first: TpmPt) -> Result<Vec<TpmsTaggedProperty>> {
     let mut out: Vec<TpmsTaggedProperty> = Vec::new();
     let mut next = first.0;
     for _ in 0..8 {
-        let rsp = tpm.run(&GetCapability { capability: TpmCap::TPM_PROPERTIES, property: next, property_count: 128 })?;
+        let rsp = tpm.run(&GetCapability {
+            capability: TpmCap::TPM_PROPERTIES,
+            property: next,
+            property_count: 128,
+        })?;
         let TpmsCapabilityData::TpmProperties(list) = rsp.capability_data else {
-            return Err(Error::Usage("TPM answered TPM_CAP_TPM_PROPERTIES with another capability".into()));
+            return Err(Error::Usage(
+                "TPM answered TPM_CAP_TPM_PROPERTIES with another capability".into(),
+            ));
         };
-        let Some(last) = list.0.last().map(|p| p.property.0) else { break };
+        let Some(last) = list.0.last().map(|p| p.property.0) else {
+            break;
+        };
         out.extend(list.0);
         // Stay within the group of `first` (fixed 0x100.., variable 0x200..).
         if !rsp.more_data || last >= (first.0 | 0xFF) {
@@ -95,7 +109,13 @@ fn properties(tpm: &mut Tpm, first: TpmPt) -> Result<Vec<TpmsTaggedProperty>> {
 }
 
 fn chars(v: u32) -> String {
-    v.to_be_bytes().iter().filter(|b| b.is_ascii_graphic() || **b == b' ').map(|b| char::from(*b)).collect::<String>().trim().to_string()
+    v.to_be_bytes()
+        .iter()
+        .filter(|b| b.is_ascii_graphic() || **b == b' ')
+        .map(|b| char::from(*b))
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// Gathers [`TpmInfo`].
@@ -108,11 +128,16 @@ pub fn gather(tpm: &mut Tpm) -> Result<TpmInfo> {
     let get = |pt: TpmPt| props.iter().find(|p| p.property == pt).map(|p| p.value);
     let val = |pt: TpmPt| get(pt).unwrap_or(0);
 
-    let vendor = [TpmPt::VENDOR_STRING_1, TpmPt::VENDOR_STRING_2, TpmPt::VENDOR_STRING_3, TpmPt::VENDOR_STRING_4]
-        .iter()
-        .filter_map(|pt| get(*pt))
-        .map(chars)
-        .collect::<String>();
+    let vendor = [
+        TpmPt::VENDOR_STRING_1,
+        TpmPt::VENDOR_STRING_2,
+        TpmPt::VENDOR_STRING_3,
+        TpmPt::VENDOR_STRING_4,
+    ]
+    .iter()
+    .filter_map(|pt| get(*pt))
+    .map(chars)
+    .collect::<String>();
     let permanent = TpmaPermanent::from_bits_retain(val(TpmPt::PERMANENT));
     let startup = TpmaStartupClear::from_bits_retain(val(TpmPt::STARTUP_CLEAR));
 
@@ -125,18 +150,29 @@ pub fn gather(tpm: &mut Tpm) -> Result<TpmInfo> {
         _ => Vec::new(),
     };
     let pcr_banks = match capability(tpm, TpmCap::PCRS, 0, 16)? {
-        TpmsCapabilityData::Pcrs(l) => l.0.iter().map(|s| (s.hash, s.pcrs().len() as u32)).collect(),
+        TpmsCapabilityData::Pcrs(l) => {
+            l.0.iter()
+                .map(|s| (s.hash, s.pcrs().len() as u32))
+                .collect()
+        }
         _ => Vec::new(),
     };
 
-    let srk = match tpm.run(&ReadPublic { object_handle: TpmHandle::SRK }) {
+    let srk = match tpm.run(&ReadPublic {
+        object_handle: TpmHandle::SRK,
+    }) {
         Ok(rsp) => rsp.out_public.0.map(|p| PersistentSrk {
             kind: match &p.params {
                 PublicParams::Ecc { parms, .. } => format!("ECC {}", parms.curve_id),
                 PublicParams::Rsa { parms, .. } => format!("RSA {}", parms.key_bits),
                 other => format!("{}", other.alg()),
             },
-            name: rsp.name.as_bytes().iter().map(|b| format!("{b:02x}")).collect(),
+            name: rsp
+                .name
+                .as_bytes()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
         }),
         Err(Error::Tpm { rc, .. }) if rc.base() == ResponseCode::HANDLE => None,
         Err(e) => return Err(e),
@@ -145,7 +181,10 @@ pub fn gather(tpm: &mut Tpm) -> Result<TpmInfo> {
     Ok(TpmInfo {
         manufacturer: chars(val(TpmPt::MANUFACTURER)),
         vendor,
-        firmware: (val(TpmPt::FIRMWARE_VERSION_1), val(TpmPt::FIRMWARE_VERSION_2)),
+        firmware: (
+            val(TpmPt::FIRMWARE_VERSION_1),
+            val(TpmPt::FIRMWARE_VERSION_2),
+        ),
         family: chars(val(TpmPt::FAMILY_INDICATOR)),
         level: val(TpmPt::LEVEL),
         revision: val(TpmPt::REVISION),

@@ -14,10 +14,14 @@ pub fn get_random(tpm: &mut Tpm, n: usize) -> Result<Vec<u8>> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let want = u16::try_from((n - out.len()).min(64)).unwrap_or(64);
-        let rsp = tpm.run(&GetRandom { bytes_requested: want })?;
+        let rsp = tpm.run(&GetRandom {
+            bytes_requested: want,
+        })?;
         let got = rsp.random_bytes.as_bytes();
         if got.is_empty() {
-            return Err(crate::error::Error::Usage("the TPM returned no random bytes".into()));
+            return Err(crate::error::Error::Usage(
+                "the TPM returned no random bytes".into(),
+            ));
         }
         out.extend_from_slice(&got[..got.len().min(n - out.len())]);
     }

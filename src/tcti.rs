@@ -6,7 +6,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::transport::{DeviceTransport, Framing, SocketAddr, SocketTransport, Transport, TransportError};
+use crate::transport::{
+    DeviceTransport, Framing, SocketAddr, SocketTransport, Transport, TransportError,
+};
 
 /// The default TPM.
 pub const DEFAULT_TCTI: &str = "device:/dev/tpmrm0";
@@ -53,7 +55,10 @@ impl Tcti {
     /// # Errors
     /// A variable that does not parse.
     pub fn from_env_with_source() -> Result<(Tcti, TctiSource), TctiError> {
-        for (var, src) in [("TPMKEY_TCTI", TctiSource::TpmkeyEnv), ("TPM2TOOLS_TCTI", TctiSource::Tpm2toolsEnv)] {
+        for (var, src) in [
+            ("TPMKEY_TCTI", TctiSource::TpmkeyEnv),
+            ("TPM2TOOLS_TCTI", TctiSource::Tpm2toolsEnv),
+        ] {
             if let Ok(v) = std::env::var(var) {
                 if !v.is_empty() {
                     return Ok((v.parse()?, src));
@@ -78,7 +83,9 @@ impl Tcti {
     pub fn open(&self) -> Result<Box<dyn Transport>, TransportError> {
         Ok(match self {
             Tcti::Device { path } => Box::new(DeviceTransport::open(path)?),
-            Tcti::Socket { addr, framing } => Box::new(SocketTransport::connect(addr.clone(), *framing)?),
+            Tcti::Socket { addr, framing } => {
+                Box::new(SocketTransport::connect(addr.clone(), *framing)?)
+            }
         })
     }
 
@@ -93,20 +100,37 @@ impl FromStr for Tcti {
     type Err = TctiError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |reason: &str| TctiError { input: s.to_string(), reason: reason.to_string() };
+        let err = |reason: &str| TctiError {
+            input: s.to_string(),
+            reason: reason.to_string(),
+        };
         let (kind, conf) = s.split_once(':').unwrap_or((s, ""));
         match kind {
             "device" => {
                 let path = conf.strip_prefix("path=").unwrap_or(conf);
-                Ok(Tcti::Device { path: if path.is_empty() { "/dev/tpmrm0".into() } else { path.into() } })
+                Ok(Tcti::Device {
+                    path: if path.is_empty() {
+                        "/dev/tpmrm0".into()
+                    } else {
+                        path.into()
+                    },
+                })
             }
             "swtpm" | "mssim" => {
-                let framing = if kind == "swtpm" { Framing::Raw } else { Framing::Mssim };
+                let framing = if kind == "swtpm" {
+                    Framing::Raw
+                } else {
+                    Framing::Mssim
+                };
                 let (mut host, mut port, mut path) = ("localhost".to_string(), 2321u16, None);
                 for kv in conf.split(',').filter(|p| !p.is_empty()) {
                     match kv.split_once('=') {
                         Some(("host", v)) if !v.is_empty() => host = v.to_string(),
-                        Some(("port", v)) => port = v.parse().map_err(|_| err("port must be a number 1-65535"))?,
+                        Some(("port", v)) => {
+                            port = v
+                                .parse()
+                                .map_err(|_| err("port must be a number 1-65535"))?
+                        }
                         Some(("path", v)) if !v.is_empty() => path = Some(v.to_string()),
                         _ => return Err(err(&format!("unknown option {kv:?}"))),
                     }
@@ -127,9 +151,19 @@ impl fmt::Display for Tcti {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Tcti::Device { path } => write!(f, "device:{path}"),
-            Tcti::Socket { addr: SocketAddr::Unix { path }, .. } => write!(f, "swtpm:path={path}"),
-            Tcti::Socket { addr: SocketAddr::Tcp { host, port }, framing } => {
-                let kind = if *framing == Framing::Raw { "swtpm" } else { "mssim" };
+            Tcti::Socket {
+                addr: SocketAddr::Unix { path },
+                ..
+            } => write!(f, "swtpm:path={path}"),
+            Tcti::Socket {
+                addr: SocketAddr::Tcp { host, port },
+                framing,
+            } => {
+                let kind = if *framing == Framing::Raw {
+                    "swtpm"
+                } else {
+                    "mssim"
+                };
                 write!(f, "{kind}:host={host},port={port}")
             }
         }
@@ -142,19 +176,44 @@ mod tests {
 
     #[test]
     fn parses_and_round_trips() {
-        for s in ["device:/dev/tpmrm0", "device:/dev/tpm0", "swtpm:host=127.0.0.1,port=2321", "swtpm:path=/run/swtpm.sock", "mssim:host=localhost,port=2321"] {
+        for s in [
+            "device:/dev/tpmrm0",
+            "device:/dev/tpm0",
+            "swtpm:host=127.0.0.1,port=2321",
+            "swtpm:path=/run/swtpm.sock",
+            "mssim:host=localhost,port=2321",
+        ] {
             let t: Tcti = s.parse().unwrap();
             assert_eq!(t.to_string(), s);
         }
-        assert_eq!("device".parse::<Tcti>().unwrap(), Tcti::Device { path: "/dev/tpmrm0".into() });
-        assert_eq!("swtpm".parse::<Tcti>().unwrap().to_string(), "swtpm:host=localhost,port=2321");
-        assert_eq!("swtpm:port=5555".parse::<Tcti>().unwrap().to_string(), "swtpm:host=localhost,port=5555");
-        assert_eq!("device:path=/dev/tpm0".parse::<Tcti>().unwrap().to_string(), "device:/dev/tpm0");
+        assert_eq!(
+            "device".parse::<Tcti>().unwrap(),
+            Tcti::Device {
+                path: "/dev/tpmrm0".into()
+            }
+        );
+        assert_eq!(
+            "swtpm".parse::<Tcti>().unwrap().to_string(),
+            "swtpm:host=localhost,port=2321"
+        );
+        assert_eq!(
+            "swtpm:port=5555".parse::<Tcti>().unwrap().to_string(),
+            "swtpm:host=localhost,port=5555"
+        );
+        assert_eq!(
+            "device:path=/dev/tpm0".parse::<Tcti>().unwrap().to_string(),
+            "device:/dev/tpm0"
+        );
     }
 
     #[test]
     fn rejects_bad_strings() {
-        for s in ["tabrmd:bus_type=session", "swtpm:port=99999", "swtpm:colour=blue", "mssim:path=/x"] {
+        for s in [
+            "tabrmd:bus_type=session",
+            "swtpm:port=99999",
+            "swtpm:colour=blue",
+            "mssim:path=/x",
+        ] {
             let e = s.parse::<Tcti>().unwrap_err().to_string();
             assert!(e.contains("device:/dev/tpmrm0"), "{e}");
         }

@@ -47,7 +47,10 @@ pub struct Tpm {
 
 impl core::fmt::Debug for Tpm {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Tpm").field("tcti", &self.tcti).field("owned", &self.owned).finish_non_exhaustive()
+        f.debug_struct("Tpm")
+            .field("tcti", &self.tcti)
+            .field("owned", &self.owned)
+            .finish_non_exhaustive()
     }
 }
 
@@ -68,12 +71,22 @@ impl Tpm {
     /// The TPM cannot be reached.
     pub fn open(tcti: &Tcti) -> Result<Tpm> {
         let transport = tcti.open()?;
-        Ok(Tpm { transport, tcti: Some(tcti.clone()), owned: Vec::new(), commands_sent: 0 })
+        Ok(Tpm {
+            transport,
+            tcti: Some(tcti.clone()),
+            owned: Vec::new(),
+            commands_sent: 0,
+        })
     }
 
     /// Wraps an already open transport.
     pub fn with_transport(transport: Box<dyn Transport>) -> Tpm {
-        Tpm { transport, tcti: None, owned: Vec::new(), commands_sent: 0 }
+        Tpm {
+            transport,
+            tcti: None,
+            owned: Vec::new(),
+            commands_sent: 0,
+        }
     }
 
     /// The TCTI this connection was opened with.
@@ -99,7 +112,9 @@ impl Tpm {
         loop {
             self.commands_sent += 1;
             let response = self.transport.transact(command)?;
-            let rc = frame::Header::parse(&response).map(|h| ResponseCode(h.code)).ok();
+            let rc = frame::Header::parse(&response)
+                .map(|h| ResponseCode(h.code))
+                .ok();
             let cc = frame::Header::parse(command).map(|h| TpmCc(h.code)).ok();
             match rc {
                 Some(rc) if rc.is_retry() && tries < MAX_RETRIES => {
@@ -107,7 +122,9 @@ impl Tpm {
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_millis(500));
                 }
-                Some(rc) if rc == ResponseCode::INITIALIZE && !started && cc != Some(TpmCc::STARTUP) => {
+                Some(rc)
+                    if rc == ResponseCode::INITIALIZE && !started && cc != Some(TpmCc::STARTUP) =>
+                {
                     started = true;
                     self.startup()?;
                 }
@@ -122,10 +139,16 @@ impl Tpm {
         self.commands_sent += 1;
         let rsp = self.transport.transact(&cmd)?;
         let rc = frame::Header::parse(&rsp)
-            .map_err(|source| Error::Malformed { cc: TpmCc::STARTUP, source })?
+            .map_err(|source| Error::Malformed {
+                cc: TpmCc::STARTUP,
+                source,
+            })?
             .code;
         if rc != 0 && ResponseCode(rc) != ResponseCode::INITIALIZE {
-            return Err(Error::Tpm { cc: TpmCc::STARTUP, rc: ResponseCode(rc) });
+            return Err(Error::Tpm {
+                cc: TpmCc::STARTUP,
+                rc: ResponseCode(rc),
+            });
         }
         Ok(())
     }
@@ -135,7 +158,11 @@ impl Tpm {
     /// # Errors
     /// Transport, TPM or parsing errors.
     pub fn run<C: Command>(&mut self, cmd: &C) -> Result<C::Response> {
-        let names: Vec<Vec<u8>> = cmd.handles().iter().map(|h| h.0.to_be_bytes().to_vec()).collect();
+        let names: Vec<Vec<u8>> = cmd
+            .handles()
+            .iter()
+            .map(|h| h.0.to_be_bytes().to_vec())
+            .collect();
         let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
         self.execute(cmd, &names, &mut [])
     }
@@ -152,7 +179,12 @@ impl Tpm {
     /// [`Error::Usage`] when names or auths do not fit the command; [`Error::Tpm`]
     /// with the decoded response code; [`Error::Integrity`] when a response HMAC does
     /// not verify or sessions are missing; [`Error::Malformed`].
-    pub fn execute<C: Command>(&mut self, cmd: &C, names: &[&[u8]], auths: &mut [Auth<'_>]) -> Result<C::Response> {
+    pub fn execute<C: Command>(
+        &mut self,
+        cmd: &C,
+        names: &[&[u8]],
+        auths: &mut [Auth<'_>],
+    ) -> Result<C::Response> {
         let handles = cmd.handles();
         if names.len() != handles.len() {
             return Err(Error::Usage(format!(
@@ -163,7 +195,10 @@ impl Tpm {
             )));
         }
         let auth_count = C::auth_count();
-        let authorizing = auths.iter().take_while(|a| !matches!(a, Auth::Extra(_))).count();
+        let authorizing = auths
+            .iter()
+            .take_while(|a| !matches!(a, Auth::Extra(_)))
+            .count();
         if authorizing != auth_count || auths.len() > frame::MAX_SESSIONS {
             return Err(Error::Usage(format!(
                 "{}: {} authorizations given, {} needed (then at most {} extra sessions)",
@@ -175,7 +210,13 @@ impl Tpm {
         }
         // The entity (Name, authValue) each session authorizes; None for extras.
         let entity_names: Vec<Option<&[u8]>> = (0..auths.len())
-            .map(|i| if i < auth_count { names.get(i).copied() } else { None })
+            .map(|i| {
+                if i < auth_count {
+                    names.get(i).copied()
+                } else {
+                    None
+                }
+            })
             .collect();
 
         let mut params = Zeroizing::new(cmd.params_bytes()?);
@@ -192,7 +233,10 @@ impl Tpm {
         let decrypt_idx = find_attr(auths, TpmaSession::DECRYPT, C::NAME)?;
         let encrypt_idx = find_attr(auths, TpmaSession::ENCRYPT, C::NAME)?;
         if decrypt_idx.is_some() && !C::DECRYPTABLE {
-            return Err(Error::Usage(format!("{}: its first parameter is not a TPM2B; it cannot be encrypted", C::NAME)));
+            return Err(Error::Usage(format!(
+                "{}: its first parameter is not a TPM2B; it cannot be encrypted",
+                C::NAME
+            )));
         }
         if encrypt_idx.is_some() && !<C::Response as Response>::ENCRYPTABLE {
             return Err(Error::Usage(format!(
@@ -213,7 +257,11 @@ impl Tpm {
 
         // Authorization area.
         let decrypt_nonce = extra_nonce(auths, decrypt_idx);
-        let encrypt_nonce = if encrypt_idx == decrypt_idx { None } else { extra_nonce(auths, encrypt_idx) };
+        let encrypt_nonce = if encrypt_idx == decrypt_idx {
+            None
+        } else {
+            extra_nonce(auths, encrypt_idx)
+        };
         let mut area = Vec::with_capacity(auths.len());
         for (i, a) in auths.iter().enumerate() {
             match a {
@@ -224,7 +272,11 @@ impl Tpm {
                 }),
                 Auth::Session(s, _) | Auth::Extra(s) => {
                     let cp = sc::cp_hash(s.hash(), C::CC.0, names, &params);
-                    let (dn, en) = if i == 0 && i < auth_count { (decrypt_nonce.as_deref(), encrypt_nonce.as_deref()) } else { (None, None) };
+                    let (dn, en) = if i == 0 && i < auth_count {
+                        (decrypt_nonce.as_deref(), encrypt_nonce.as_deref())
+                    } else {
+                        (None, None)
+                    };
                     let entity = entity_of(auths, &entity_names, i);
                     area.push(s.command_auth(as_ref(&entity), &cp, dn, en)?);
                 }
@@ -236,33 +288,49 @@ impl Tpm {
         let parsed = frame::parse_response(&response, <C::Response as Response>::HANDLE_COUNT)
             .map_err(|source| Error::Malformed { cc: C::CC, source })?;
         if parsed.rc != 0 {
-            return Err(Error::Tpm { cc: C::CC, rc: ResponseCode(parsed.rc) });
+            return Err(Error::Tpm {
+                cc: C::CC,
+                rc: ResponseCode(parsed.rc),
+            });
         }
 
         // Verify every session's response HMAC before touching the parameters.
         if auths.is_empty() {
             if parsed.tag != TpmSt::NO_SESSIONS {
-                return Err(Error::Integrity { cc: C::CC, what: "sessions in the response to a command with none" });
+                return Err(Error::Integrity {
+                    cc: C::CC,
+                    what: "sessions in the response to a command with none",
+                });
             }
         } else if parsed.tag != TpmSt::SESSIONS || parsed.sessions.len() != auths.len() {
-            return Err(Error::Integrity { cc: C::CC, what: "response session area missing or of the wrong length" });
+            return Err(Error::Integrity {
+                cc: C::CC,
+                what: "response session area missing or of the wrong length",
+            });
         }
         for (i, reply) in parsed.sessions.iter().enumerate() {
             let entity = entity_of(auths, &entity_names, i);
             match auths.get_mut(i) {
-                Some(Auth::EmptyPassword) => {
-                    if !reply.nonce.is_empty() || !reply.hmac.is_empty() {
-                        return Err(Error::Integrity { cc: C::CC, what: "password session answered with a nonce or HMAC" });
-                    }
+                Some(Auth::EmptyPassword) if !reply.nonce.is_empty() || !reply.hmac.is_empty() => {
+                    return Err(Error::Integrity {
+                        cc: C::CC,
+                        what: "password session answered with a nonce or HMAC",
+                    });
                 }
+                Some(Auth::EmptyPassword) => {}
                 Some(Auth::Session(s, _)) | Some(Auth::Extra(s)) => {
                     let rp = sc::rp_hash(s.hash(), 0, C::CC.0, parsed.params);
                     let sent = s.attributes();
-                    if reply.session_attributes.contains(TpmaSession::DECRYPT) != sent.contains(TpmaSession::DECRYPT)
-                        || reply.session_attributes.contains(TpmaSession::ENCRYPT) != sent.contains(TpmaSession::ENCRYPT)
+                    if reply.session_attributes.contains(TpmaSession::DECRYPT)
+                        != sent.contains(TpmaSession::DECRYPT)
+                        || reply.session_attributes.contains(TpmaSession::ENCRYPT)
+                            != sent.contains(TpmaSession::ENCRYPT)
                         || !s.accept_response(as_ref(&entity), &rp, reply)
                     {
-                        return Err(Error::Integrity { cc: C::CC, what: "response HMAC does not verify" });
+                        return Err(Error::Integrity {
+                            cc: C::CC,
+                            what: "response HMAC does not verify",
+                        });
                     }
                 }
                 None => {}
@@ -288,12 +356,22 @@ impl Tpm {
     }
 
     /// Keeps the list of transient objects and sessions to flush up to date.
-    fn track_handles<C: Command>(&mut self, cc: TpmCc, cmd: &C, rhandles: &[u8], auths: &[Auth<'_>]) {
+    fn track_handles<C: Command>(
+        &mut self,
+        cc: TpmCc,
+        cmd: &C,
+        rhandles: &[u8],
+        auths: &[Auth<'_>],
+    ) {
         for chunk in rhandles.chunks_exact(4) {
             let mut b = [0u8; 4];
             b.copy_from_slice(chunk);
             let h = TpmHandle(u32::from_be_bytes(b));
-            if matches!(h.handle_type(), ht::TRANSIENT | ht::HMAC_SESSION | ht::POLICY_SESSION) && !self.owned.contains(&h) {
+            if matches!(
+                h.handle_type(),
+                ht::TRANSIENT | ht::HMAC_SESSION | ht::POLICY_SESSION
+            ) && !self.owned.contains(&h)
+            {
                 self.owned.push(h);
             }
         }
@@ -319,7 +397,9 @@ impl Tpm {
     /// # Errors
     /// Transport or TPM errors.
     pub fn flush(&mut self, handle: TpmHandle) -> Result<()> {
-        self.run(&FlushContext { flush_handle: handle })?;
+        self.run(&FlushContext {
+            flush_handle: handle,
+        })?;
         self.owned.retain(|o| *o != handle);
         Ok(())
     }
@@ -373,7 +453,9 @@ fn session_ref<'s>(a: &'s Auth<'_>) -> Option<&'s AuthSession> {
 /// session itself can be borrowed mutably afterwards.
 fn entity_of(auths: &[Auth<'_>], names: &[Option<&[u8]>], i: usize) -> Option<Entity> {
     match (auths.get(i), names.get(i).copied().flatten()) {
-        (Some(Auth::Session(_, auth)), Some(name)) => Some((name.to_vec(), Zeroizing::new(auth.to_vec()))),
+        (Some(Auth::Session(_, auth)), Some(name)) => {
+            Some((name.to_vec(), Zeroizing::new(auth.to_vec())))
+        }
         _ => None,
     }
 }
@@ -390,7 +472,9 @@ fn find_attr(auths: &[Auth<'_>], attr: TpmaSession, cmd: &str) -> Result<Option<
     for (i, a) in auths.iter().enumerate() {
         if session_ref(a).is_some_and(|s| s.attributes().contains(attr)) {
             if found.is_some() {
-                return Err(Error::Usage(format!("{cmd}: more than one session with {attr:?}")));
+                return Err(Error::Usage(format!(
+                    "{cmd}: more than one session with {attr:?}"
+                )));
             }
             found = Some(i);
         }
@@ -401,7 +485,10 @@ fn find_attr(auths: &[Auth<'_>], attr: TpmaSession, cmd: &str) -> Result<Option<
 /// nonceTPM of the decrypt/encrypt session when it is not the first session (Part 1 §19.6.5).
 fn extra_nonce(auths: &[Auth<'_>], idx: Option<usize>) -> Option<Vec<u8>> {
     match idx {
-        Some(i) if i > 0 => auths.get(i).and_then(session_ref).map(|s| s.nonce_tpm().to_vec()),
+        Some(i) if i > 0 => auths
+            .get(i)
+            .and_then(session_ref)
+            .map(|s| s.nonce_tpm().to_vec()),
         _ => None,
     }
 }

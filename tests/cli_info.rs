@@ -44,15 +44,27 @@ fn info_json_is_json() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("valid JSON");
     assert_eq!(v["manufacturer"], "IBM");
     assert_eq!(v["family"], "2.0");
-    assert!(v["algorithms"].as_array().unwrap().iter().any(|a| a["name"] == "TPM_ALG_SHA256"));
-    assert!(v["ecc_curves"].as_array().unwrap().iter().any(|c| c == "TPM_ECC_NIST_P256"));
+    assert!(v["algorithms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["name"] == "TPM_ALG_SHA256"));
+    assert!(v["ecc_curves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "TPM_ECC_NIST_P256"));
     assert_eq!(v["dictionary_attack"]["max_tries"], 3);
     assert!(v["srk"].is_null());
 }
 
 #[test]
 fn no_tpm_is_one_line_with_a_hint() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let (ok, out, err) = run_tpmkey(&format!("swtpm:host=127.0.0.1,port={port}"), &["info"]);
     assert!(!ok);
     assert!(out.is_empty());

@@ -16,7 +16,11 @@ use tpm_commands::frame::{build_command, parse_command, parse_response};
 fn pairs() -> Vec<(String, Vec<u8>, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("vendor-testvectors/recorded");
     let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("recorded dir").map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "txt")).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("recorded dir")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "txt"))
+        .collect();
     files.sort();
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
@@ -37,10 +41,15 @@ fn pairs() -> Vec<(String, Vec<u8>, Vec<u8>)> {
 #[test]
 fn every_recorded_frame_parses_and_round_trips() {
     let pairs = pairs();
-    assert!(pairs.len() >= 250, "only {} recorded frame pairs", pairs.len());
+    assert!(
+        pairs.len() >= 250,
+        "only {} recorded frame pairs",
+        pairs.len()
+    );
     let mut unknown = BTreeMap::new();
     let mut per_file: BTreeMap<String, usize> = BTreeMap::new();
-    let (mut exact, mut with_sessions, mut encrypted_cmd, mut encrypted_rsp, mut errors) = (0, 0, 0, 0, 0);
+    let (mut exact, mut with_sessions, mut encrypted_cmd, mut encrypted_rsp, mut errors) =
+        (0, 0, 0, 0, 0);
     for (file, cmd, rsp) in &pairs {
         let cc = TpmCc(u32::from_be_bytes(cmd[6..10].try_into().unwrap()));
         let Some(info) = command_info(cc) else {
@@ -50,21 +59,40 @@ fn every_recorded_frame_parses_and_round_trips() {
         *per_file.entry(file.clone()).or_default() += 1;
 
         // Command.
-        let parsed = parse_command(cmd, info.handle_auth.len()).unwrap_or_else(|e| panic!("{file}: {cc} command: {e}"));
-        let decrypting = parsed.sessions.iter().any(|s| s.session_attributes.contains(TpmaSession::DECRYPT));
-        let handle_bytes: Vec<u8> = parsed.handles.iter().flat_map(|h| h.0.to_be_bytes()).collect();
+        let parsed = parse_command(cmd, info.handle_auth.len())
+            .unwrap_or_else(|e| panic!("{file}: {cc} command: {e}"));
+        let decrypting = parsed
+            .sessions
+            .iter()
+            .any(|s| s.session_attributes.contains(TpmaSession::DECRYPT));
+        let handle_bytes: Vec<u8> = parsed
+            .handles
+            .iter()
+            .flat_map(|h| h.0.to_be_bytes())
+            .collect();
         if decrypting {
             // The first parameter is ciphertext: only its framing can be checked.
             encrypted_cmd += 1;
             let size = u16::from_be_bytes([parsed.params[0], parsed.params[1]]) as usize;
-            assert!(2 + size <= parsed.params.len(), "{file}: {cc} encrypted parameter overruns");
+            assert!(
+                2 + size <= parsed.params.len(),
+                "{file}: {cc} encrypted parameter overruns"
+            );
         } else {
-            let any = AnyCommand::parse(cc, &mut Reader::new(&handle_bytes), &mut Reader::new(parsed.params))
-                .unwrap_or_else(|e| panic!("{file}: {cc} command areas: {e}"))
-                .expect("in table");
+            let any = AnyCommand::parse(
+                cc,
+                &mut Reader::new(&handle_bytes),
+                &mut Reader::new(parsed.params),
+            )
+            .unwrap_or_else(|e| panic!("{file}: {cc} command areas: {e}"))
+            .expect("in table");
             let mut w = Writer::new();
             any.marshal_params(&mut w);
-            assert_eq!(w.finish().unwrap(), parsed.params, "{file}: {cc} parameters re-marshal");
+            assert_eq!(
+                w.finish().unwrap(),
+                parsed.params,
+                "{file}: {cc} parameters re-marshal"
+            );
             assert_eq!(any.handles(), parsed.handles);
             if parsed.sessions.is_empty() {
                 let rebuilt = build_command(cc, &any.handles(), &[], parsed.params).unwrap();
@@ -74,18 +102,23 @@ fn every_recorded_frame_parses_and_round_trips() {
         }
         if !parsed.sessions.is_empty() {
             with_sessions += 1;
-            let rebuilt = build_command(cc, &parsed.handles, &parsed.sessions, parsed.params).unwrap();
+            let rebuilt =
+                build_command(cc, &parsed.handles, &parsed.sessions, parsed.params).unwrap();
             assert_eq!(&rebuilt, cmd, "{file}: {cc} frame with sessions re-marshal");
         }
 
         // Response.
-        let r = parse_response(rsp, info.response_handles).unwrap_or_else(|e| panic!("{file}: {cc} response: {e}"));
+        let r = parse_response(rsp, info.response_handles)
+            .unwrap_or_else(|e| panic!("{file}: {cc} response: {e}"));
         if r.rc != 0 {
             assert_eq!(rsp.len(), 10, "{file}: error responses are bare headers");
             errors += 1;
             continue;
         }
-        if r.sessions.iter().any(|s| s.session_attributes.contains(TpmaSession::ENCRYPT)) {
+        if r.sessions
+            .iter()
+            .any(|s| s.session_attributes.contains(TpmaSession::ENCRYPT))
+        {
             encrypted_rsp += 1;
             continue;
         }
@@ -95,13 +128,24 @@ fn every_recorded_frame_parses_and_round_trips() {
         let (mut h, mut p) = (Writer::new(), Writer::new());
         any.marshal_handles(&mut h);
         any.marshal_params(&mut p);
-        assert_eq!(h.finish().unwrap(), r.handles, "{file}: {cc} response handles re-marshal");
-        assert_eq!(p.finish().unwrap(), r.params, "{file}: {cc} response parameters re-marshal");
+        assert_eq!(
+            h.finish().unwrap(),
+            r.handles,
+            "{file}: {cc} response handles re-marshal"
+        );
+        assert_eq!(
+            p.finish().unwrap(),
+            r.params,
+            "{file}: {cc} response parameters re-marshal"
+        );
         for s in &r.sessions {
             let _ = s.marshaled_len();
         }
     }
-    assert!(unknown.is_empty(), "command codes recorded but not in the table: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "command codes recorded but not in the table: {unknown:?}"
+    );
     eprintln!("per file: {per_file:?}; whole frames byte-exact: {exact}; with sessions: {with_sessions}; encrypted command params: {encrypted_cmd}; encrypted responses: {encrypted_rsp}; error responses: {errors}");
     assert!(exact >= 100, "only {exact} frames compared whole");
 }

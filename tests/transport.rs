@@ -8,12 +8,18 @@ use std::net::TcpListener;
 
 use common::{Swtpm, SwtpmChardev, GET_RANDOM_8};
 use tpmkey::tcti::Tcti;
-use tpmkey::transport::{DeviceTransport, Framing, SocketAddr, SocketTransport, Transport, TransportError};
+use tpmkey::transport::{
+    DeviceTransport, Framing, SocketAddr, SocketTransport, Transport, TransportError,
+};
 
 fn assert_random_ok(t: &mut dyn Transport) {
     for _ in 0..3 {
         let rsp = t.transact(&GET_RANDOM_8).expect("transact");
-        assert_eq!(&rsp[..10], &[0x80, 0x01, 0, 0, 0, 0x14, 0, 0, 0, 0], "GetRandom(8) response header");
+        assert_eq!(
+            &rsp[..10],
+            &[0x80, 0x01, 0, 0, 0, 0x14, 0, 0, 0, 0],
+            "GetRandom(8) response header"
+        );
         assert_eq!(&rsp[10..12], &[0, 8]);
     }
 }
@@ -38,9 +44,18 @@ fn mssim_framing_on_swtpm_data_port() {
     // swtpm's data port accepts the Microsoft simulator framing too; its control
     // channel is on another port, so no platform signals reach it.
     let tpm = Swtpm::start();
-    let tcti: Tcti = format!("mssim:host=127.0.0.1,port={}", tpm.data_port()).parse().unwrap();
+    let tcti: Tcti = format!("mssim:host=127.0.0.1,port={}", tpm.data_port())
+        .parse()
+        .unwrap();
     assert_random_ok(tcti.open().unwrap().as_mut());
-    let mut t = SocketTransport::connect(SocketAddr::Tcp { host: "127.0.0.1".into(), port: tpm.data_port() }, Framing::Mssim).unwrap();
+    let mut t = SocketTransport::connect(
+        SocketAddr::Tcp {
+            host: "127.0.0.1".into(),
+            port: tpm.data_port(),
+        },
+        Framing::Mssim,
+    )
+    .unwrap();
     assert_random_ok(&mut t);
 }
 
@@ -53,7 +68,11 @@ fn device_semantics_over_swtpm_chardev() {
 
 #[test]
 fn refused_connection_says_is_swtpm_running() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let tcti: Tcti = format!("swtpm:host=127.0.0.1,port={port}").parse().unwrap();
     let e = tcti.open().err().expect("must fail");
     assert!(matches!(e, TransportError::Refused { .. }), "{e:?}");
@@ -62,7 +81,7 @@ fn refused_connection_says_is_swtpm_running() {
 
 #[test]
 fn missing_device_says_no_such_device() {
-    let e = DeviceTransport::open("/dev/tpm-definitely-not-here").err().expect("must fail");
+    let e = DeviceTransport::open("/dev/tpm-definitely-not-here").expect_err("must fail");
     assert!(matches!(e, TransportError::NoDevice { .. }), "{e:?}");
     assert!(e.to_string().contains("no such device"), "{e}");
 }
@@ -86,7 +105,14 @@ fn fake_peer(reply: Vec<u8>) -> u16 {
 fn tpm12_peer_is_named() {
     // A TPM 1.2 answers with tag TPM_TAG_RSP_COMMAND (0x00C4).
     let port = fake_peer(vec![0x00, 0xC4, 0, 0, 0, 0x0a, 0, 0, 0, 0x1e]);
-    let mut t = SocketTransport::connect(SocketAddr::Tcp { host: "127.0.0.1".into(), port }, Framing::Raw).unwrap();
+    let mut t = SocketTransport::connect(
+        SocketAddr::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        },
+        Framing::Raw,
+    )
+    .unwrap();
     let e = t.transact(&GET_RANDOM_8).unwrap_err();
     assert!(matches!(e, TransportError::Tpm12(_)), "{e:?}");
     assert!(e.to_string().contains("TPM 1.2"));
@@ -95,7 +121,14 @@ fn tpm12_peer_is_named() {
 #[test]
 fn oversized_response_is_refused_without_allocating() {
     let port = fake_peer(vec![0x80, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0, 0, 0, 0]);
-    let mut t = SocketTransport::connect(SocketAddr::Tcp { host: "127.0.0.1".into(), port }, Framing::Raw).unwrap();
+    let mut t = SocketTransport::connect(
+        SocketAddr::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        },
+        Framing::Raw,
+    )
+    .unwrap();
     let e = t.transact(&GET_RANDOM_8).unwrap_err();
     assert!(matches!(e, TransportError::Malformed { .. }), "{e:?}");
 }
@@ -103,6 +136,13 @@ fn oversized_response_is_refused_without_allocating() {
 #[test]
 fn truncated_response_is_an_error() {
     let port = fake_peer(vec![0x80, 0x01, 0, 0, 0, 0x20, 0, 0]);
-    let mut t = SocketTransport::connect(SocketAddr::Tcp { host: "127.0.0.1".into(), port }, Framing::Raw).unwrap();
+    let mut t = SocketTransport::connect(
+        SocketAddr::Tcp {
+            host: "127.0.0.1".into(),
+            port,
+        },
+        Framing::Raw,
+    )
+    .unwrap();
     assert!(t.transact(&GET_RANDOM_8).is_err());
 }

@@ -19,14 +19,28 @@ fn mask_high_bits(out: &mut [u8], bits: u32) {
 
 /// KDFa (SP 800-108 counter mode with HMAC): `K_i = HMAC(key, [i]u32 || label || 0x00
 /// || contextU || contextV || [bits]u32)`, output = the leading `bits` of `K_1 || K_2 …`.
-pub fn kdfa(hash: HashAlg, key: &[u8], label: &[u8], context_u: &[u8], context_v: &[u8], bits: u32) -> Zeroizing<Vec<u8>> {
+pub fn kdfa(
+    hash: HashAlg,
+    key: &[u8],
+    label: &[u8],
+    context_u: &[u8],
+    context_v: &[u8],
+    bits: u32,
+) -> Zeroizing<Vec<u8>> {
     let len = bits.div_ceil(8) as usize;
     let mut out = Zeroizing::new(Vec::with_capacity(len + hash.digest_size()));
     let mut i: u32 = 1;
     while out.len() < len {
         let k = Zeroizing::new(hash.hmac(
             key,
-            &[&i.to_be_bytes(), label_body(label), &[0], context_u, context_v, &bits.to_be_bytes()],
+            &[
+                &i.to_be_bytes(),
+                label_body(label),
+                &[0],
+                context_u,
+                context_v,
+                &bits.to_be_bytes(),
+            ],
         ));
         out.extend_from_slice(&k);
         i += 1;
@@ -38,12 +52,26 @@ pub fn kdfa(hash: HashAlg, key: &[u8], label: &[u8], context_u: &[u8], context_v
 
 /// KDFe (SP 800-56A concatenation KDF): `K_i = H([i]u32 || Z || label || 0x00 ||
 /// partyU || partyV)`; the bit count is not hashed.
-pub fn kdfe(hash: HashAlg, z: &[u8], label: &[u8], party_u: &[u8], party_v: &[u8], bits: u32) -> Zeroizing<Vec<u8>> {
+pub fn kdfe(
+    hash: HashAlg,
+    z: &[u8],
+    label: &[u8],
+    party_u: &[u8],
+    party_v: &[u8],
+    bits: u32,
+) -> Zeroizing<Vec<u8>> {
     let len = bits.div_ceil(8) as usize;
     let mut out = Zeroizing::new(Vec::with_capacity(len + hash.digest_size()));
     let mut i: u32 = 1;
     while out.len() < len {
-        let k = Zeroizing::new(hash.hash(&[&i.to_be_bytes(), z, label_body(label), &[0], party_u, party_v]));
+        let k = Zeroizing::new(hash.hash(&[
+            &i.to_be_bytes(),
+            z,
+            label_body(label),
+            &[0],
+            party_u,
+            party_v,
+        ]));
         out.extend_from_slice(&k);
         i += 1;
     }

@@ -29,7 +29,13 @@ pub fn rp_hash(hash: HashAlg, rc: u32, cc: u32, params: &[u8]) -> Vec<u8> {
 
 /// sessionKey = KDFa(authHash, bindAuth || salt, "ATH", nonceTPM, nonceCaller,
 /// digestBits); empty for an unbound, unsalted session (Part 1 §19.6.8–19.6.9).
-pub fn session_key(hash: HashAlg, bind_auth: &[u8], salt: &[u8], nonce_tpm: &[u8], nonce_caller: &[u8]) -> Zeroizing<Vec<u8>> {
+pub fn session_key(
+    hash: HashAlg,
+    bind_auth: &[u8],
+    salt: &[u8],
+    nonce_tpm: &[u8],
+    nonce_caller: &[u8],
+) -> Zeroizing<Vec<u8>> {
     let bind_auth = strip_trailing_zeros(bind_auth);
     if bind_auth.is_empty() && salt.is_empty() {
         return Zeroizing::new(Vec::new());
@@ -37,7 +43,14 @@ pub fn session_key(hash: HashAlg, bind_auth: &[u8], salt: &[u8], nonce_tpm: &[u8
     let mut key = Zeroizing::new(Vec::with_capacity(bind_auth.len() + salt.len()));
     key.extend_from_slice(bind_auth);
     key.extend_from_slice(salt);
-    kdfa(hash, &key, b"ATH", nonce_tpm, nonce_caller, (hash.digest_size() * 8) as u32)
+    kdfa(
+        hash,
+        &key,
+        b"ATH",
+        nonce_tpm,
+        nonce_caller,
+        (hash.digest_size() * 8) as u32,
+    )
 }
 
 /// The command HMAC (Part 1 §19.6.5): HMAC(hmacKey, cpHash || nonceCaller ||
@@ -55,13 +68,27 @@ pub fn command_hmac(
 ) -> Vec<u8> {
     hash.hmac(
         hmac_key,
-        &[cp_hash, nonce_caller, nonce_tpm, nonce_tpm_decrypt.unwrap_or(&[]), nonce_tpm_encrypt.unwrap_or(&[]), &[attrs]],
+        &[
+            cp_hash,
+            nonce_caller,
+            nonce_tpm,
+            nonce_tpm_decrypt.unwrap_or(&[]),
+            nonce_tpm_encrypt.unwrap_or(&[]),
+            &[attrs],
+        ],
     )
 }
 
 /// The response HMAC (Part 1 §19.6.5): HMAC(hmacKey, rpHash || nonceTPM ||
 /// nonceCaller || sessionAttributes).
-pub fn response_hmac(hash: HashAlg, hmac_key: &[u8], rp_hash: &[u8], nonce_tpm: &[u8], nonce_caller: &[u8], attrs: u8) -> Vec<u8> {
+pub fn response_hmac(
+    hash: HashAlg,
+    hmac_key: &[u8],
+    rp_hash: &[u8],
+    nonce_tpm: &[u8],
+    nonce_caller: &[u8],
+    attrs: u8,
+) -> Vec<u8> {
     hash.hmac(hmac_key, &[rp_hash, nonce_tpm, nonce_caller, &[attrs]])
 }
 
@@ -75,5 +102,9 @@ pub fn verify_response_hmac(
     attrs: u8,
     expected: &[u8],
 ) -> bool {
-    hash.hmac_verify(hmac_key, &[rp_hash, nonce_tpm, nonce_caller, &[attrs]], expected)
+    hash.hmac_verify(
+        hmac_key,
+        &[rp_hash, nonce_tpm, nonce_caller, &[attrs]],
+        expected,
+    )
 }

@@ -180,7 +180,14 @@ impl AuthSession {
     pub(crate) fn encrypt_command_param(&self, entity: Option<(&[u8], &[u8])>, data: &mut [u8]) {
         let key = self.encryption_key(entity);
         let bits = self.symmetric_bits.unwrap_or(128);
-        param::cfb_encrypt(self.hash, &key, &self.nonce_caller, &self.nonce_tpm, bits, data);
+        param::cfb_encrypt(
+            self.hash,
+            &key,
+            &self.nonce_caller,
+            &self.nonce_tpm,
+            bits,
+            data,
+        );
     }
 
     /// Decrypts a response's first parameter (Part 1 §21.3): nonceNewer = the new
@@ -188,7 +195,14 @@ impl AuthSession {
     pub(crate) fn decrypt_response_param(&self, entity: Option<(&[u8], &[u8])>, data: &mut [u8]) {
         let key = self.encryption_key(entity);
         let bits = self.symmetric_bits.unwrap_or(128);
-        param::cfb_decrypt(self.hash, &key, &self.nonce_tpm, &self.nonce_caller, bits, data);
+        param::cfb_decrypt(
+            self.hash,
+            &key,
+            &self.nonce_tpm,
+            &self.nonce_caller,
+            bits,
+            data,
+        );
     }
 
     /// The TPMS_AUTH_COMMAND for this session (Part 1 §19.6.5).
@@ -204,7 +218,9 @@ impl AuthSession {
         encrypt_nonce: Option<&[u8]>,
     ) -> Result<TpmsAuthCommand, tpm_commands::codec::MarshalError> {
         let hmac = if self.kind == SessionKind::Policy && self.policy_auth == PolicyAuth::Password {
-            entity.map(|(_, auth)| sc::strip_trailing_zeros(auth).to_vec()).unwrap_or_default()
+            entity
+                .map(|(_, auth)| sc::strip_trailing_zeros(auth).to_vec())
+                .unwrap_or_default()
         } else {
             let key = self.hmac_key(entity);
             sc::command_hmac(
@@ -235,7 +251,8 @@ impl AuthSession {
         rp_hash: &[u8],
         response: &TpmsAuthResponse,
     ) -> bool {
-        let policy_password = self.kind == SessionKind::Policy && self.policy_auth == PolicyAuth::Password;
+        let policy_password =
+            self.kind == SessionKind::Policy && self.policy_auth == PolicyAuth::Password;
         let ok = if policy_password {
             response.hmac.is_empty()
         } else {
@@ -255,7 +272,10 @@ impl AuthSession {
             return false;
         }
         self.nonce_tpm = response.nonce.as_bytes().to_vec();
-        if !response.session_attributes.contains(TpmaSession::CONTINUE_SESSION) {
+        if !response
+            .session_attributes
+            .contains(TpmaSession::CONTINUE_SESSION)
+        {
             self.open = false;
         }
         true

@@ -30,26 +30,44 @@ impl DeviceTransport {
             .custom_flags(nix::libc::O_CLOEXEC)
             .open(path)
             .map_err(|e| match e.kind() {
-                io::ErrorKind::NotFound => TransportError::NoDevice { path: path.to_string() },
-                io::ErrorKind::PermissionDenied => TransportError::PermissionDenied { path: path.to_string() },
-                _ if e.raw_os_error() == Some(nix::libc::EBUSY) => TransportError::Busy { path: path.to_string() },
+                io::ErrorKind::NotFound => TransportError::NoDevice {
+                    path: path.to_string(),
+                },
+                io::ErrorKind::PermissionDenied => TransportError::PermissionDenied {
+                    path: path.to_string(),
+                },
+                _ if e.raw_os_error() == Some(nix::libc::EBUSY) => TransportError::Busy {
+                    path: path.to_string(),
+                },
                 _ => TransportError::io(path, e),
             })?;
-        Ok(DeviceTransport { file, path: path.to_string() })
+        Ok(DeviceTransport {
+            file,
+            path: path.to_string(),
+        })
     }
 
     /// Uses an already open descriptor.
     pub fn from_fd(fd: OwnedFd, label: &str) -> Self {
-        DeviceTransport { file: File::from(fd), path: label.to_string() }
+        DeviceTransport {
+            file: File::from(fd),
+            path: label.to_string(),
+        }
     }
 }
 
 impl Transport for DeviceTransport {
     fn transact(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         // The driver needs the whole command in one write().
-        let n = self.file.write(command).map_err(|e| TransportError::io(&self.path, e))?;
+        let n = self
+            .file
+            .write(command)
+            .map_err(|e| TransportError::io(&self.path, e))?;
         if n != command.len() {
-            return Err(TransportError::io(&self.path, io::Error::new(io::ErrorKind::WriteZero, "short write of a TPM command")));
+            return Err(TransportError::io(
+                &self.path,
+                io::Error::new(io::ErrorKind::WriteZero, "short write of a TPM command"),
+            ));
         }
         read_response(&mut self.file, &self.path)
     }

@@ -74,7 +74,10 @@ pub enum TransportError {
 impl TransportError {
     /// An I/O error at `what`.
     pub fn io(what: impl Into<String>, source: io::Error) -> Self {
-        TransportError::Io { what: what.into(), source }
+        TransportError::Io {
+            what: what.into(),
+            source,
+        }
     }
 }
 
@@ -89,10 +92,16 @@ pub(crate) fn response_size(header: &[u8; 10], what: &str) -> Result<usize, Tran
         return Err(TransportError::Tpm12(what.to_string()));
     }
     if tag != 0x8001 && tag != 0x8002 {
-        return Err(TransportError::Malformed { what: what.to_string(), detail: format!("tag {tag:#06x}") });
+        return Err(TransportError::Malformed {
+            what: what.to_string(),
+            detail: format!("tag {tag:#06x}"),
+        });
     }
     if !(10..=MAX_RESPONSE).contains(&size) {
-        return Err(TransportError::Malformed { what: what.to_string(), detail: format!("size {size}") });
+        return Err(TransportError::Malformed {
+            what: what.to_string(),
+            detail: format!("size {size}"),
+        });
     }
     Ok(size)
 }
@@ -103,13 +112,15 @@ pub(crate) fn response_size(header: &[u8; 10], what: &str) -> Result<usize, Tran
 /// As [`response_size`], and I/O errors.
 pub(crate) fn read_response(r: &mut impl io::Read, what: &str) -> Result<Vec<u8>, TransportError> {
     let mut header = [0u8; 10];
-    r.read_exact(&mut header).map_err(|e| TransportError::io(what, e))?;
+    r.read_exact(&mut header)
+        .map_err(|e| TransportError::io(what, e))?;
     let size = response_size(&header, what)?;
     let mut frame = Vec::with_capacity(size);
     frame.extend_from_slice(&header);
     frame.resize(size, 0);
     if let Some(rest) = frame.get_mut(10..) {
-        r.read_exact(rest).map_err(|e| TransportError::io(what, e))?;
+        r.read_exact(rest)
+            .map_err(|e| TransportError::io(what, e))?;
     }
     Ok(frame)
 }

@@ -97,7 +97,10 @@ pub struct SocketTransport {
 
 impl std::fmt::Debug for SocketTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SocketTransport").field("addr", &self.addr).field("framing", &self.framing).finish()
+        f.debug_struct("SocketTransport")
+            .field("addr", &self.addr)
+            .field("framing", &self.framing)
+            .finish()
     }
 }
 
@@ -128,8 +131,12 @@ fn connect(addr: &SocketAddr) -> Result<Stream, TransportError> {
 
 /// Powers on a Microsoft simulator through its platform port, if one listens.
 fn platform_power_on(host: &str, port: u16) {
-    let Some(platform) = port.checked_add(1) else { return };
-    let Ok(mut s) = TcpStream::connect((host, platform)) else { return };
+    let Some(platform) = port.checked_add(1) else {
+        return;
+    };
+    let Ok(mut s) = TcpStream::connect((host, platform)) else {
+        return;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
     for signal in [TPM_SIGNAL_POWER_ON, TPM_SIGNAL_NV_ON] {
         let mut ack = [0u8; 4];
@@ -149,7 +156,11 @@ impl SocketTransport {
             platform_power_on(host, *port);
         }
         let stream = connect(&addr)?;
-        Ok(SocketTransport { addr, framing, stream })
+        Ok(SocketTransport {
+            addr,
+            framing,
+            stream,
+        })
     }
 
     fn send(&mut self, command: &[u8]) -> io::Result<()> {
@@ -172,17 +183,27 @@ impl SocketTransport {
             Framing::Raw => read_response(&mut self.stream, &what),
             Framing::Mssim => {
                 let mut len = [0u8; 4];
-                self.stream.read_exact(&mut len).map_err(|e| TransportError::io(&what, e))?;
+                self.stream
+                    .read_exact(&mut len)
+                    .map_err(|e| TransportError::io(&what, e))?;
                 let len = u32::from_be_bytes(len) as usize;
                 if !(10..=MAX_RESPONSE).contains(&len) {
-                    return Err(TransportError::Malformed { what, detail: format!("simulator frame size {len}") });
+                    return Err(TransportError::Malformed {
+                        what,
+                        detail: format!("simulator frame size {len}"),
+                    });
                 }
                 let frame = read_response(&mut self.stream, &what)?;
                 if frame.len() != len {
-                    return Err(TransportError::Malformed { what, detail: "simulator frame size disagrees with the TPM header".into() });
+                    return Err(TransportError::Malformed {
+                        what,
+                        detail: "simulator frame size disagrees with the TPM header".into(),
+                    });
                 }
                 let mut ack = [0u8; 4];
-                self.stream.read_exact(&mut ack).map_err(|e| TransportError::io(&what, e))?;
+                self.stream
+                    .read_exact(&mut ack)
+                    .map_err(|e| TransportError::io(&what, e))?;
                 Ok(frame)
             }
         }
@@ -195,7 +216,8 @@ impl Transport for SocketTransport {
         // between commands: reconnect once when the command could not be sent.
         if self.send(command).is_err() {
             self.stream = connect(&self.addr)?;
-            self.send(command).map_err(|e| TransportError::io(self.addr.to_string(), e))?;
+            self.send(command)
+                .map_err(|e| TransportError::io(self.addr.to_string(), e))?;
         }
         self.receive()
     }

@@ -26,7 +26,11 @@ impl TempDir {
     /// A fresh directory under the system temp dir.
     pub fn new(tag: &str) -> TempDir {
         static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!("tpmkey-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)));
+        let p = std::env::temp_dir().join(format!(
+            "tpmkey-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).expect("create temp dir");
         TempDir(p)
@@ -44,14 +48,24 @@ impl Drop for TempDir {
 }
 
 fn swtpm_binary() -> &'static str {
-    if Command::new("swtpm").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_err() {
+    if Command::new("swtpm")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
         panic!("swtpm not found: install it (apt-get install swtpm swtpm-tools); the integration tests need a real TPM simulator");
     }
     "swtpm"
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// How the running swtpm is reached.
@@ -100,12 +114,19 @@ impl Swtpm {
                 let path = dir.path().join("tpm.sock");
                 (
                     format!("type=unixio,path={}", path.display()),
-                    format!("type=unixio,path={}", dir.path().join("ctrl.sock").display()),
+                    format!(
+                        "type=unixio,path={}",
+                        dir.path().join("ctrl.sock").display()
+                    ),
                     Endpoint::Unix { path },
                 )
             } else {
                 let (data, ctrl) = (free_port(), free_port());
-                (format!("type=tcp,port={data},bindaddr=127.0.0.1"), format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"), Endpoint::Tcp { data, ctrl })
+                (
+                    format!("type=tcp,port={data},bindaddr=127.0.0.1"),
+                    format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"),
+                    Endpoint::Tcp { data, ctrl },
+                )
             };
             let child = Command::new(bin)
                 .args(["socket", "--tpm2", "--server", &server, "--ctrl", &ctrl])
@@ -116,10 +137,16 @@ impl Swtpm {
                 .arg(format!("file={},level=1", log.display()))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::from(std::fs::File::create(dir.path().join("stderr")).expect("stderr file")))
+                .stderr(Stdio::from(
+                    std::fs::File::create(dir.path().join("stderr")).expect("stderr file"),
+                ))
                 .spawn()
                 .expect("spawn swtpm");
-            let mut s = Swtpm { child, endpoint, dir };
+            let mut s = Swtpm {
+                child,
+                endpoint,
+                dir,
+            };
             if s.wait_ready(Duration::from_secs(10)) {
                 return s;
             }
@@ -243,7 +270,13 @@ impl SwtpmChardev {
         unsafe {
             cmd.pre_exec(move || {
                 let flags = nix::libc::fcntl(their_fd, nix::libc::F_GETFD);
-                if flags < 0 || nix::libc::fcntl(their_fd, nix::libc::F_SETFD, flags & !nix::libc::FD_CLOEXEC) < 0 {
+                if flags < 0
+                    || nix::libc::fcntl(
+                        their_fd,
+                        nix::libc::F_SETFD,
+                        flags & !nix::libc::FD_CLOEXEC,
+                    ) < 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -251,7 +284,11 @@ impl SwtpmChardev {
         }
         let child = cmd.spawn().expect("spawn swtpm chardev");
         drop(theirs);
-        SwtpmChardev { child, _dir: dir, fd: Some(ours) }
+        SwtpmChardev {
+            child,
+            _dir: dir,
+            fd: Some(ours),
+        }
     }
 
     /// Our end of the socketpair (once).
@@ -280,5 +317,9 @@ pub fn run_tpmkey(tcti: &str, args: &[&str]) -> (bool, String, String) {
         .env_remove("TPM2TOOLS_TCTI")
         .output()
         .expect("run tpmkey");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

@@ -26,11 +26,21 @@ pub struct Exchange {
 impl Exchange {
     /// The command code.
     pub fn cc(&self) -> u32 {
-        u32::from_be_bytes([self.command[6], self.command[7], self.command[8], self.command[9]])
+        u32::from_be_bytes([
+            self.command[6],
+            self.command[7],
+            self.command[8],
+            self.command[9],
+        ])
     }
     /// The response code.
     pub fn rc(&self) -> u32 {
-        u32::from_be_bytes([self.response[6], self.response[7], self.response[8], self.response[9]])
+        u32::from_be_bytes([
+            self.response[6],
+            self.response[7],
+            self.response[8],
+            self.response[9],
+        ])
     }
 }
 
@@ -71,16 +81,23 @@ impl TpmProxy {
                     break;
                 }
                 let Ok(mut client) = client else { continue };
-                let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", target)) else { continue };
+                let Ok(mut upstream) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
                 while let Some(command) = read_frame(&mut client) {
                     if upstream.write_all(&command).is_err() {
                         break;
                     }
-                    let Some(mut response) = read_frame(&mut upstream) else { break };
+                    let Some(mut response) = read_frame(&mut upstream) else {
+                        break;
+                    };
                     if let Some(t) = tamper2.lock().unwrap().as_mut() {
                         t(&command, &mut response);
                     }
-                    log2.lock().unwrap().push(Exchange { command, response: response.clone() });
+                    log2.lock().unwrap().push(Exchange {
+                        command,
+                        response: response.clone(),
+                    });
                     if client.write_all(&response).is_err() {
                         break;
                     }
@@ -88,7 +105,13 @@ impl TpmProxy {
                 let _ = upstream.shutdown(Shutdown::Both);
             }
         });
-        TpmProxy { port, log, tamper, stop, thread: Some(thread) }
+        TpmProxy {
+            port,
+            log,
+            tamper,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// The TCTI string that reaches the TPM through this proxy.

@@ -1,7 +1,6 @@
 //! TPM2B byte buffers (Part 2 §10.4 and the sections named on each) with their
 //! spec maxima. Buffers that carry secrets zeroize on drop and never print.
 
-
 /// Largest digest of the hashes tpmkey supports (SHA-512).
 pub const MAX_DIGEST: usize = 64;
 /// MAX_SYM_DATA (Part 2 §10.4.3 constants): 128 in the reference implementation.

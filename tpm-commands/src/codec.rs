@@ -98,7 +98,11 @@ pub struct MarshalError {
 
 impl fmt::Display for MarshalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} bytes do not fit a size field of at most {}", self.size, self.max)
+        write!(
+            f,
+            "{} bytes do not fit a size field of at most {}",
+            self.size, self.max
+        )
     }
 }
 
@@ -132,7 +136,11 @@ impl<'a> Reader<'a> {
 
     /// An error of `kind` at the current offset, in type `ty`.
     pub fn error(&self, ty: &'static str, kind: ErrorKind) -> UnmarshalError {
-        UnmarshalError { kind, offset: self.base, ty }
+        UnmarshalError {
+            kind,
+            offset: self.base,
+            ty,
+        }
     }
 
     /// Takes the next `n` bytes.
@@ -141,7 +149,13 @@ impl<'a> Reader<'a> {
     /// [`ErrorKind::Truncated`] when fewer than `n` bytes are left.
     pub fn take(&mut self, n: usize, ty: &'static str) -> Result<&'a [u8], UnmarshalError> {
         if n > self.buf.len() {
-            return Err(self.error(ty, ErrorKind::Truncated { needed: n, available: self.buf.len() }));
+            return Err(self.error(
+                ty,
+                ErrorKind::Truncated {
+                    needed: n,
+                    available: self.buf.len(),
+                },
+            ));
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -160,7 +174,13 @@ impl<'a> Reader<'a> {
                 self.base += N;
                 Ok(*head)
             }
-            None => Err(self.error(ty, ErrorKind::Truncated { needed: N, available: self.buf.len() })),
+            None => Err(self.error(
+                ty,
+                ErrorKind::Truncated {
+                    needed: N,
+                    available: self.buf.len(),
+                },
+            )),
         }
     }
 
@@ -270,7 +290,13 @@ impl<'a> Reader<'a> {
         }
         let needed = count.saturating_mul(min_elem_size.max(1));
         if needed > self.remaining() {
-            return Err(self.error(ty, ErrorKind::Truncated { needed, available: self.remaining() }));
+            return Err(self.error(
+                ty,
+                ErrorKind::Truncated {
+                    needed,
+                    available: self.remaining(),
+                },
+            ));
         }
         let mut items = Vec::with_capacity(count);
         for _ in 0..count {
@@ -295,7 +321,12 @@ impl<'a> Reader<'a> {
         if self.buf.is_empty() {
             Ok(())
         } else {
-            Err(self.error(ty, ErrorKind::TrailingBytes { count: self.buf.len() }))
+            Err(self.error(
+                ty,
+                ErrorKind::TrailingBytes {
+                    count: self.buf.len(),
+                },
+            ))
         }
     }
 }
@@ -479,7 +510,12 @@ impl Unmarshal for bool {
         match r.u8("TPMI_YES_NO")? {
             0 => Ok(false),
             1 => Ok(true),
-            v => Err(at.error("TPMI_YES_NO", ErrorKind::BadValue { value: u32::from(v) })),
+            v => Err(at.error(
+                "TPMI_YES_NO",
+                ErrorKind::BadValue {
+                    value: u32::from(v),
+                },
+            )),
         }
     }
 }
@@ -499,15 +535,29 @@ mod tests {
     fn sized_u16_overflow_is_an_error() {
         let mut w = Writer::new();
         w.sized_u16(|w| w.bytes(&vec![0; 70_000]));
-        assert_eq!(w.finish(), Err(MarshalError { size: 70_000, max: 65_535 }));
+        assert_eq!(
+            w.finish(),
+            Err(MarshalError {
+                size: 70_000,
+                max: 65_535
+            })
+        );
     }
 
     #[test]
     fn reader_reports_absolute_offsets() {
         let data = [0x00, 0x03, 1, 2];
         let mut r = Reader::new(&data);
-        let e = r.sized_u16(10, "T", |s| s.take(3, "T").map(|_| ())).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Truncated { needed: 3, available: 2 });
+        let e = r
+            .sized_u16(10, "T", |s| s.take(3, "T").map(|_| ()))
+            .unwrap_err();
+        assert_eq!(
+            e.kind,
+            ErrorKind::Truncated {
+                needed: 3,
+                available: 2
+            }
+        );
         assert_eq!(e.offset, 2);
     }
 
@@ -522,7 +572,9 @@ mod tests {
     fn huge_list_count_does_not_allocate() {
         let data = [0xFF, 0xFF, 0xFF, 0xFF, 0, 0];
         let mut r = Reader::new(&data);
-        let e = r.list_u32(usize::MAX, 4, "TPML", |r| r.u32("x")).unwrap_err();
+        let e = r
+            .list_u32(usize::MAX, 4, "TPML", |r| r.u32("x"))
+            .unwrap_err();
         assert!(matches!(e.kind, ErrorKind::Truncated { .. }));
     }
 

@@ -1,6 +1,5 @@
 //! Wire constants (Part 2 §6): open enums that keep unknown values.
 
-
 tpm_open_enum! {
     /// TPM_ALG_ID (Part 2 §6.3).
     pub struct TpmAlgId(u16) as "TPM_ALG_ID" {

@@ -3,7 +3,7 @@
 
 use crate::attributes::TpmaSession;
 use crate::buffers::{Tpm2bAuth, Tpm2bNonce, MAX_FRAME};
-use crate::codec::{ErrorKind, MarshalError, Marshal, Reader, Unmarshal, UnmarshalError, Writer};
+use crate::codec::{ErrorKind, Marshal, MarshalError, Reader, Unmarshal, UnmarshalError, Writer};
 use crate::constants::{TpmCc, TpmHandle, TpmSt};
 
 /// MAX_SESSION_NUM (Part 2 §5.1 / reference implementation): at most three sessions.
@@ -42,7 +42,11 @@ pub fn build_command(
     params: &[u8],
 ) -> Result<Vec<u8>, MarshalError> {
     let mut w = Writer::new();
-    let tag = if sessions.is_empty() { TpmSt::NO_SESSIONS } else { TpmSt::SESSIONS };
+    let tag = if sessions.is_empty() {
+        TpmSt::NO_SESSIONS
+    } else {
+        TpmSt::SESSIONS
+    };
     tag.marshal(&mut w);
     // commandSize counts the whole frame, including the tag before it.
     let mut body = Writer::new();
@@ -60,7 +64,10 @@ pub fn build_command(
     body.bytes(params);
     let body = body.finish()?;
     let size = body.len() + 6;
-    let size32 = u32::try_from(size).map_err(|_| MarshalError { size, max: u32::MAX as usize })?;
+    let size32 = u32::try_from(size).map_err(|_| MarshalError {
+        size,
+        max: u32::MAX as usize,
+    })?;
     w.u32(size32);
     w.bytes(&body);
     w.finish()
@@ -92,25 +99,34 @@ impl Header {
     }
 }
 
-fn check_frame<'a>(frame: &'a [u8], ty: &'static str) -> Result<(Header, Reader<'a>), UnmarshalError> {
+fn check_frame<'a>(
+    frame: &'a [u8],
+    ty: &'static str,
+) -> Result<(Header, Reader<'a>), UnmarshalError> {
     let mut r = Reader::new(frame);
     if frame.len() > MAX_FRAME {
-        return Err(r.error(ty, ErrorKind::TooLarge { size: frame.len(), max: MAX_FRAME }));
+        return Err(r.error(
+            ty,
+            ErrorKind::TooLarge {
+                size: frame.len(),
+                max: MAX_FRAME,
+            },
+        ));
     }
     let header = Header::parse(frame)?;
     r.take(HEADER_SIZE, ty)?;
     if header.size as usize != frame.len() {
-        return Err(Reader::new(frame).sub(2, ty).map(|_| ()).and_then(|_| {
-            Err(UnmarshalError {
-                kind: ErrorKind::BadValue { value: header.size },
-                offset: 2,
-                ty,
-            })
-        })?);
+        return Err(UnmarshalError {
+            kind: ErrorKind::BadValue { value: header.size },
+            offset: 2,
+            ty,
+        });
     }
     if header.tag != TpmSt::NO_SESSIONS && header.tag != TpmSt::SESSIONS {
         return Err(UnmarshalError {
-            kind: ErrorKind::BadSelector { value: u32::from(header.tag.0) },
+            kind: ErrorKind::BadSelector {
+                value: u32::from(header.tag.0),
+            },
             offset: 0,
             ty,
         });
@@ -139,7 +155,10 @@ pub struct CommandFrame<'a> {
 ///
 /// # Errors
 /// Bad header, sizes that overrun, more than three sessions.
-pub fn parse_command(frame: &[u8], handle_count: usize) -> Result<CommandFrame<'_>, UnmarshalError> {
+pub fn parse_command(
+    frame: &[u8],
+    handle_count: usize,
+) -> Result<CommandFrame<'_>, UnmarshalError> {
     let (header, mut r) = check_frame(frame, "command frame")?;
     let mut handles = Vec::with_capacity(handle_count.min(3));
     for _ in 0..handle_count {
@@ -151,7 +170,13 @@ pub fn parse_command(frame: &[u8], handle_count: usize) -> Result<CommandFrame<'
             let mut v = Vec::new();
             while s.remaining() > 0 {
                 if v.len() == MAX_SESSIONS {
-                    return Err(s.error("authorization area", ErrorKind::TooLarge { size: 4, max: MAX_SESSIONS }));
+                    return Err(s.error(
+                        "authorization area",
+                        ErrorKind::TooLarge {
+                            size: 4,
+                            max: MAX_SESSIONS,
+                        },
+                    ));
                 }
                 v.push(TpmsAuthCommand::unmarshal(s)?);
             }
@@ -162,7 +187,14 @@ pub fn parse_command(frame: &[u8], handle_count: usize) -> Result<CommandFrame<'
         }
     }
     let params_offset = r.offset();
-    Ok(CommandFrame { tag: header.tag, cc: TpmCc(header.code), handles, sessions, params: r.rest(), params_offset })
+    Ok(CommandFrame {
+        tag: header.tag,
+        cc: TpmCc(header.code),
+        handles,
+        sessions,
+        params: r.rest(),
+        params_offset,
+    })
 }
 
 /// A parsed response frame, areas split but not interpreted.
@@ -187,7 +219,10 @@ pub struct ResponseFrame<'a> {
 ///
 /// # Errors
 /// Bad header, sizes that overrun or leave bytes over, more than three sessions.
-pub fn parse_response(frame: &[u8], handle_count: usize) -> Result<ResponseFrame<'_>, UnmarshalError> {
+pub fn parse_response(
+    frame: &[u8],
+    handle_count: usize,
+) -> Result<ResponseFrame<'_>, UnmarshalError> {
     let (header, mut r) = check_frame(frame, "response frame")?;
     if header.code != 0 {
         r.finish("response frame")?;
@@ -207,7 +242,10 @@ pub fn parse_response(frame: &[u8], handle_count: usize) -> Result<ResponseFrame
         if size > r.remaining() {
             return Err(size_at.error(
                 "parameterSize",
-                ErrorKind::Truncated { needed: size, available: r.remaining() },
+                ErrorKind::Truncated {
+                    needed: size,
+                    available: r.remaining(),
+                },
             ));
         }
         let params_offset = r.offset();
@@ -215,7 +253,13 @@ pub fn parse_response(frame: &[u8], handle_count: usize) -> Result<ResponseFrame
         let mut sessions = Vec::new();
         while r.remaining() > 0 {
             if sessions.len() == MAX_SESSIONS {
-                return Err(r.error("response sessions", ErrorKind::TooLarge { size: 4, max: MAX_SESSIONS }));
+                return Err(r.error(
+                    "response sessions",
+                    ErrorKind::TooLarge {
+                        size: 4,
+                        max: MAX_SESSIONS,
+                    },
+                ));
             }
             sessions.push(TpmsAuthResponse::unmarshal(&mut r)?);
         }
@@ -224,7 +268,14 @@ pub fn parse_response(frame: &[u8], handle_count: usize) -> Result<ResponseFrame
         let params_offset = r.offset();
         (r.rest(), params_offset, Vec::new())
     };
-    Ok(ResponseFrame { tag: header.tag, rc: 0, handles, params, params_offset, sessions })
+    Ok(ResponseFrame {
+        tag: header.tag,
+        rc: 0,
+        handles,
+        params,
+        params_offset,
+        sessions,
+    })
 }
 
 /// Builds a response frame (for tests, proxies and mock TPMs).
@@ -251,7 +302,11 @@ pub fn build_response(
         }
     }
     let body = body.finish()?;
-    let tag = if rc == 0 && !sessions.is_empty() { TpmSt::SESSIONS } else { TpmSt::NO_SESSIONS };
+    let tag = if rc == 0 && !sessions.is_empty() {
+        TpmSt::SESSIONS
+    } else {
+        TpmSt::NO_SESSIONS
+    };
     let mut w = Writer::new();
     tag.marshal(&mut w);
     w.u32((body.len() + 6) as u32);
@@ -289,7 +344,9 @@ mod tests {
 
     #[test]
     fn parameter_size_overrun_is_rejected() {
-        let f = [0x80, 0x02, 0, 0, 0, 0x0e, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        let f = [
+            0x80, 0x02, 0, 0, 0, 0x0e, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff,
+        ];
         assert!(parse_response(&f, 0).is_err());
     }
 }

@@ -14,11 +14,17 @@ use crate::frame::parse_response;
 ///
 /// Returns true when the frame parsed all the way to typed values.
 pub fn check_response_frame(data: &[u8]) -> bool {
-    let Some((&pick, frame)) = data.split_first() else { return false };
-    let Some(info) = command_info(TpmCc(0x100 | u32::from(pick))).or_else(|| COMMANDS.get(usize::from(pick) % COMMANDS.len())) else {
+    let Some((&pick, frame)) = data.split_first() else {
         return false;
     };
-    let Ok(parsed) = parse_response(frame, info.response_handles) else { return false };
+    let Some(info) = command_info(TpmCc(0x100 | u32::from(pick)))
+        .or_else(|| COMMANDS.get(usize::from(pick) % COMMANDS.len()))
+    else {
+        return false;
+    };
+    let Ok(parsed) = parse_response(frame, info.response_handles) else {
+        return false;
+    };
     if parsed.rc != 0 {
         return false;
     }
@@ -31,8 +37,16 @@ pub fn check_response_frame(data: &[u8]) -> bool {
             let mut p = Writer::new();
             rsp.marshal_params(&mut p);
             let (h, p) = (h.finish(), p.finish());
-            assert_eq!(h.as_deref().ok(), Some(parsed.handles), "handle area does not round-trip");
-            assert_eq!(p.as_deref().ok(), Some(parsed.params), "parameter area does not round-trip");
+            assert_eq!(
+                h.as_deref().ok(),
+                Some(parsed.handles),
+                "handle area does not round-trip"
+            );
+            assert_eq!(
+                p.as_deref().ok(),
+                Some(parsed.params),
+                "parameter area does not round-trip"
+            );
             true
         }
         _ => false,

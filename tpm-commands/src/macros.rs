@@ -284,4 +284,3 @@ macro_rules! tpml {
         }
     };
 }
-

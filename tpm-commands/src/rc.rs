@@ -236,7 +236,10 @@ impl ResponseCode {
     /// unchanged (Part 3 §5.9 / Part 1 §18.4).
     pub fn is_retry(self) -> bool {
         self.layer() == RcLayer::Tpm
-            && matches!(self.base(), ResponseCode::RETRY | ResponseCode::YIELDED | ResponseCode::TESTING)
+            && matches!(
+                self.base(),
+                ResponseCode::RETRY | ResponseCode::YIELDED | ResponseCode::TESTING
+            )
             && self.is_warning()
     }
 
@@ -292,9 +295,25 @@ mod tests {
 
     #[test]
     fn decoding_is_total() {
-        for v in [0u32, 1, 0x7F, 0x80, 0xFF, 0xFFFF, 0xFFFF_FFFF, 0x8000_0000, 0x00FF_0FFF] {
+        for v in [
+            0u32,
+            1,
+            0x7F,
+            0x80,
+            0xFF,
+            0xFFFF,
+            0xFFFF_FFFF,
+            0x8000_0000,
+            0x00FF_0FFF,
+        ] {
             let rc = ResponseCode(v);
-            let _ = (rc.to_string(), rc.base(), rc.index(), rc.layer(), rc.is_retry());
+            let _ = (
+                rc.to_string(),
+                rc.base(),
+                rc.index(),
+                rc.layer(),
+                rc.is_retry(),
+            );
         }
         let mut v = 0u32;
         while v < 0x1_0000 {

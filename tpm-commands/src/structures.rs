@@ -50,7 +50,10 @@ impl Unmarshal for TpmtHa {
             TpmAlgId::NULL => 0,
             a => digest_size(a).ok_or_else(|| bad_selector(&at, "TPMT_HA", u32::from(a.0)))?,
         };
-        Ok(TpmtHa { hash_alg, digest: r.take(size, "TPMT_HA")?.to_vec() })
+        Ok(TpmtHa {
+            hash_alg,
+            digest: r.take(size, "TPMT_HA")?.to_vec(),
+        })
     }
 }
 
@@ -79,7 +82,11 @@ pub enum TpmtSymDef {
 impl TpmtSymDef {
     /// AES in CFB mode with `key_bits` (what storage keys and sessions use).
     pub fn aes_cfb(key_bits: u16) -> Self {
-        TpmtSymDef::Cipher { algorithm: TpmAlgId::AES, key_bits, mode: TpmAlgId::CFB }
+        TpmtSymDef::Cipher {
+            algorithm: TpmAlgId::AES,
+            key_bits,
+            mode: TpmAlgId::CFB,
+        }
     }
 }
 
@@ -94,7 +101,11 @@ impl Marshal for TpmtSymDef {
                 TpmAlgId::XOR.marshal(w);
                 hash.marshal(w);
             }
-            TpmtSymDef::Cipher { algorithm, key_bits, mode } => {
+            TpmtSymDef::Cipher {
+                algorithm,
+                key_bits,
+                mode,
+            } => {
                 algorithm.marshal(w);
                 w.u16(key_bits);
                 mode.marshal(w);
@@ -108,12 +119,16 @@ impl Unmarshal for TpmtSymDef {
         let at = r.clone();
         match TpmAlgId::unmarshal(r)? {
             TpmAlgId::NULL => Ok(TpmtSymDef::Null),
-            TpmAlgId::XOR => Ok(TpmtSymDef::Xor { hash: TpmAlgId::unmarshal(r)? }),
-            a @ (TpmAlgId::AES | TpmAlgId::SM4 | TpmAlgId::CAMELLIA | TpmAlgId::TDES) => Ok(TpmtSymDef::Cipher {
-                algorithm: a,
-                key_bits: r.u16("TPMT_SYM_DEF")?,
-                mode: TpmAlgId::unmarshal(r)?,
+            TpmAlgId::XOR => Ok(TpmtSymDef::Xor {
+                hash: TpmAlgId::unmarshal(r)?,
             }),
+            a @ (TpmAlgId::AES | TpmAlgId::SM4 | TpmAlgId::CAMELLIA | TpmAlgId::TDES) => {
+                Ok(TpmtSymDef::Cipher {
+                    algorithm: a,
+                    key_bits: r.u16("TPMT_SYM_DEF")?,
+                    mode: TpmAlgId::unmarshal(r)?,
+                })
+            }
             a => Err(bad_selector(&at, "TPMT_SYM_DEF", u32::from(a.0))),
         }
     }
@@ -173,7 +188,9 @@ impl TpmtScheme {
     /// The hash of the scheme, if it has one.
     pub fn hash(&self) -> Option<TpmAlgId> {
         match *self {
-            TpmtScheme::Hash { hash, .. } | TpmtScheme::Ecdaa { hash, .. } | TpmtScheme::Xor { hash, .. } => Some(hash),
+            TpmtScheme::Hash { hash, .. }
+            | TpmtScheme::Ecdaa { hash, .. }
+            | TpmtScheme::Xor { hash, .. } => Some(hash),
             _ => None,
         }
     }
@@ -204,8 +221,14 @@ impl Unmarshal for TpmtScheme {
         Ok(match scheme {
             TpmAlgId::NULL => TpmtScheme::Null,
             TpmAlgId::RSAES => TpmtScheme::Rsaes,
-            TpmAlgId::ECDAA => TpmtScheme::Ecdaa { hash: TpmAlgId::unmarshal(r)?, count: r.u16("TPMS_SCHEME_ECDAA")? },
-            TpmAlgId::XOR => TpmtScheme::Xor { hash: TpmAlgId::unmarshal(r)?, kdf: TpmAlgId::unmarshal(r)? },
+            TpmAlgId::ECDAA => TpmtScheme::Ecdaa {
+                hash: TpmAlgId::unmarshal(r)?,
+                count: r.u16("TPMS_SCHEME_ECDAA")?,
+            },
+            TpmAlgId::XOR => TpmtScheme::Xor {
+                hash: TpmAlgId::unmarshal(r)?,
+                kdf: TpmAlgId::unmarshal(r)?,
+            },
             TpmAlgId::RSASSA
             | TpmAlgId::RSAPSS
             | TpmAlgId::ECDSA
@@ -218,7 +241,10 @@ impl Unmarshal for TpmtScheme {
             | TpmAlgId::MGF1
             | TpmAlgId::KDF1_SP800_56A
             | TpmAlgId::KDF2
-            | TpmAlgId::KDF1_SP800_108 => TpmtScheme::Hash { scheme, hash: TpmAlgId::unmarshal(r)? },
+            | TpmAlgId::KDF1_SP800_108 => TpmtScheme::Hash {
+                scheme,
+                hash: TpmAlgId::unmarshal(r)?,
+            },
             a => return Err(bad_selector(&at, "TPMT_SCHEME", u32::from(a.0))),
         })
     }
@@ -383,7 +409,12 @@ impl Unmarshal for TpmtPublic {
             },
             a => return Err(bad_selector(&at, "TPMT_PUBLIC", u32::from(a.0))),
         };
-        Ok(TpmtPublic { name_alg, object_attributes, auth_policy, params })
+        Ok(TpmtPublic {
+            name_alg,
+            object_attributes,
+            auth_policy,
+            params,
+        })
     }
 }
 
@@ -517,7 +548,11 @@ impl Unmarshal for TpmtSensitive {
             TpmAlgId::SYMCIPHER => SensitiveComposite::Sym(Tpm2bSymKey::unmarshal(r)?),
             a => return Err(bad_selector(&at, "TPMT_SENSITIVE", u32::from(a.0))),
         };
-        Ok(TpmtSensitive { auth_value, seed_value, sensitive })
+        Ok(TpmtSensitive {
+            auth_value,
+            seed_value,
+            sensitive,
+        })
     }
 }
 
@@ -541,7 +576,12 @@ pub const PCR_SELECT_MAX: usize = 4;
 impl TpmsPcrSelection {
     /// A selection of `pcrs` in bank `hash` (3-byte bitmap, 24 PCRs, or larger).
     pub fn new(hash: TpmAlgId, pcrs: &[u8]) -> Self {
-        let len = pcrs.iter().map(|p| usize::from(*p) / 8 + 1).max().unwrap_or(0).max(3);
+        let len = pcrs
+            .iter()
+            .map(|p| usize::from(*p) / 8 + 1)
+            .max()
+            .unwrap_or(0)
+            .max(3);
         let mut pcr_select = vec![0u8; len.min(PCR_SELECT_MAX)];
         for p in pcrs {
             if let Some(b) = pcr_select.get_mut(usize::from(*p) / 8) {
@@ -569,7 +609,10 @@ impl Marshal for TpmsPcrSelection {
     fn marshal(&self, w: &mut Writer) {
         self.hash.marshal(w);
         if self.pcr_select.len() > PCR_SELECT_MAX {
-            w.fail(crate::codec::MarshalError { size: self.pcr_select.len(), max: PCR_SELECT_MAX });
+            w.fail(crate::codec::MarshalError {
+                size: self.pcr_select.len(),
+                max: PCR_SELECT_MAX,
+            });
         }
         w.u8(self.pcr_select.len() as u8);
         w.bytes(&self.pcr_select);
@@ -582,9 +625,18 @@ impl Unmarshal for TpmsPcrSelection {
         let at = r.clone();
         let size = usize::from(r.u8("TPMS_PCR_SELECTION")?);
         if size > PCR_SELECT_MAX {
-            return Err(at.error("TPMS_PCR_SELECTION", ErrorKind::TooLarge { size, max: PCR_SELECT_MAX }));
+            return Err(at.error(
+                "TPMS_PCR_SELECTION",
+                ErrorKind::TooLarge {
+                    size,
+                    max: PCR_SELECT_MAX,
+                },
+            ));
         }
-        Ok(TpmsPcrSelection { hash, pcr_select: r.take(size, "TPMS_PCR_SELECTION")?.to_vec() })
+        Ok(TpmsPcrSelection {
+            hash,
+            pcr_select: r.take(size, "TPMS_PCR_SELECTION")?.to_vec(),
+        })
     }
 }
 
@@ -663,9 +715,18 @@ impl Unmarshal for TpmsTaggedPcrSelect {
         let at = r.clone();
         let size = usize::from(r.u8("TPMS_TAGGED_PCR_SELECT")?);
         if size > PCR_SELECT_MAX {
-            return Err(at.error("TPMS_TAGGED_PCR_SELECT", ErrorKind::TooLarge { size, max: PCR_SELECT_MAX }));
+            return Err(at.error(
+                "TPMS_TAGGED_PCR_SELECT",
+                ErrorKind::TooLarge {
+                    size,
+                    max: PCR_SELECT_MAX,
+                },
+            ));
         }
-        Ok(TpmsTaggedPcrSelect { tag, pcr_select: r.take(size, "TPMS_TAGGED_PCR_SELECT")?.to_vec() })
+        Ok(TpmsTaggedPcrSelect {
+            tag,
+            pcr_select: r.take(size, "TPMS_TAGGED_PCR_SELECT")?.to_vec(),
+        })
     }
 }
 
@@ -726,7 +787,9 @@ impl Marshal for TpmsCapabilityData {
                     w.u32(*c);
                 }
             }
-            TpmsCapabilityData::PpCommands(v) | TpmsCapabilityData::AuditCommands(v) => v.marshal(w),
+            TpmsCapabilityData::PpCommands(v) | TpmsCapabilityData::AuditCommands(v) => {
+                v.marshal(w)
+            }
             TpmsCapabilityData::Pcrs(v) => v.marshal(w),
             TpmsCapabilityData::TpmProperties(v) => v.marshal(w),
             TpmsCapabilityData::PcrProperties(v) => v.marshal(w),
@@ -741,7 +804,9 @@ impl Unmarshal for TpmsCapabilityData {
         Ok(match TpmCap::unmarshal(r)? {
             TpmCap::ALGS => TpmsCapabilityData::Algs(Unmarshal::unmarshal(r)?),
             TpmCap::HANDLES => TpmsCapabilityData::Handles(Unmarshal::unmarshal(r)?),
-            TpmCap::COMMANDS => TpmsCapabilityData::Commands(r.list_u32(256, 4, "TPML_CCA", |r| r.u32("TPMA_CC"))?),
+            TpmCap::COMMANDS => {
+                TpmsCapabilityData::Commands(r.list_u32(256, 4, "TPML_CCA", |r| r.u32("TPMA_CC"))?)
+            }
             TpmCap::PP_COMMANDS => TpmsCapabilityData::PpCommands(Unmarshal::unmarshal(r)?),
             TpmCap::AUDIT_COMMANDS => TpmsCapabilityData::AuditCommands(Unmarshal::unmarshal(r)?),
             TpmCap::PCRS => TpmsCapabilityData::Pcrs(Unmarshal::unmarshal(r)?),
@@ -768,7 +833,11 @@ pub struct TpmtTicket {
 impl TpmtTicket {
     /// The NULL hash-check ticket Sign takes for digests not made by the TPM.
     pub fn null_hashcheck() -> Self {
-        TpmtTicket { tag: TpmSt::HASHCHECK, hierarchy: TpmHandle::RH_NULL, digest: Tpm2bDigest::empty() }
+        TpmtTicket {
+            tag: TpmSt::HASHCHECK,
+            hierarchy: TpmHandle::RH_NULL,
+            digest: Tpm2bDigest::empty(),
+        }
     }
 }
 
@@ -782,7 +851,11 @@ impl Marshal for TpmtTicket {
 
 impl Unmarshal for TpmtTicket {
     fn unmarshal(r: &mut Reader<'_>) -> Result<Self, UnmarshalError> {
-        Ok(TpmtTicket { tag: TpmSt::unmarshal(r)?, hierarchy: TpmHandle::unmarshal(r)?, digest: Tpm2bDigest::unmarshal(r)? })
+        Ok(TpmtTicket {
+            tag: TpmSt::unmarshal(r)?,
+            hierarchy: TpmHandle::unmarshal(r)?,
+            digest: Tpm2bDigest::unmarshal(r)?,
+        })
     }
 }
 
@@ -858,12 +931,14 @@ impl Unmarshal for TpmtSignature {
                 hash: TpmAlgId::unmarshal(r)?,
                 sig: Tpm2bPublicKeyRsa::unmarshal(r)?,
             },
-            scheme @ (TpmAlgId::ECDSA | TpmAlgId::ECDAA | TpmAlgId::SM2 | TpmAlgId::ECSCHNORR) => TpmtSignature::Ecc {
-                scheme,
-                hash: TpmAlgId::unmarshal(r)?,
-                r: Tpm2bEccParameter::unmarshal(r)?,
-                s: Tpm2bEccParameter::unmarshal(r)?,
-            },
+            scheme @ (TpmAlgId::ECDSA | TpmAlgId::ECDAA | TpmAlgId::SM2 | TpmAlgId::ECSCHNORR) => {
+                TpmtSignature::Ecc {
+                    scheme,
+                    hash: TpmAlgId::unmarshal(r)?,
+                    r: Tpm2bEccParameter::unmarshal(r)?,
+                    s: Tpm2bEccParameter::unmarshal(r)?,
+                }
+            }
             TpmAlgId::HMAC => TpmtSignature::Hmac(TpmtHa::unmarshal(r)?),
             a => return Err(bad_selector(&at, "TPMT_SIGNATURE", u32::from(a.0))),
         })

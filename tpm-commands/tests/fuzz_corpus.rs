@@ -17,7 +17,10 @@ fn response_frame_corpus_replays() {
     }
     assert!(files >= 18, "corpus has only {files} files");
     // The seeds are real swtpm responses: the successful ones must parse.
-    assert!(parsed >= 15, "only {parsed} of {files} corpus inputs parsed");
+    assert!(
+        parsed >= 15,
+        "only {parsed} of {files} corpus inputs parsed"
+    );
 }
 
 #[test]
@@ -33,7 +36,10 @@ fn seeds_parse() {
         // Byte 0 picks the command; the response code sits at bytes 7..11.
         let rc = u32::from_be_bytes([data[7], data[8], data[9], data[10]]);
         if rc == 0 {
-            assert!(tpm_commands::fuzzing::check_response_frame(&data), "{name} did not parse");
+            assert!(
+                tpm_commands::fuzzing::check_response_frame(&data),
+                "{name} did not parse"
+            );
         }
     }
 }

@@ -18,12 +18,18 @@ fn rt<T: Marshal + Unmarshal + PartialEq + core::fmt::Debug>(v: T) -> Vec<u8> {
     assert_eq!(back, v);
     // Every strict prefix must fail cleanly.
     for n in 0..bytes.len() {
-        assert!(T::from_bytes(&bytes[..n]).is_err(), "prefix {n} of {v:?} parsed");
+        assert!(
+            T::from_bytes(&bytes[..n]).is_err(),
+            "prefix {n} of {v:?} parsed"
+        );
     }
     // One byte too many is trailing data.
     let mut long = bytes.clone();
     long.push(0);
-    assert!(matches!(T::from_bytes(&long).unwrap_err().kind, ErrorKind::TrailingBytes { count: 1 }));
+    assert!(matches!(
+        T::from_bytes(&long).unwrap_err().kind,
+        ErrorKind::TrailingBytes { count: 1 }
+    ));
     bytes
 }
 
@@ -54,8 +60,16 @@ fn ecc_srk(unique: usize) -> TpmtPublic {
         object_attributes: srk_attrs(),
         auth_policy: Tpm2bDigest::empty(),
         params: PublicParams::Ecc {
-            parms: TpmsEccParms { symmetric: TpmtSymDef::aes_cfb(128), scheme: TpmtScheme::Null, curve_id: TpmEccCurve::NIST_P256, kdf: TpmtScheme::Null },
-            unique: TpmsEccPoint { x: Tpm2bEccParameter::new(d(unique, 0)).unwrap(), y: Tpm2bEccParameter::new(d(unique, 0)).unwrap() },
+            parms: TpmsEccParms {
+                symmetric: TpmtSymDef::aes_cfb(128),
+                scheme: TpmtScheme::Null,
+                curve_id: TpmEccCurve::NIST_P256,
+                kdf: TpmtScheme::Null,
+            },
+            unique: TpmsEccPoint {
+                x: Tpm2bEccParameter::new(d(unique, 0)).unwrap(),
+                y: Tpm2bEccParameter::new(d(unique, 0)).unwrap(),
+            },
         },
     }
 }
@@ -69,13 +83,21 @@ fn srk_templates_are_byte_exact() {
         object_attributes: srk_attrs(),
         auth_policy: Tpm2bDigest::empty(),
         params: PublicParams::Rsa {
-            parms: TpmsRsaParms { symmetric: TpmtSymDef::aes_cfb(128), scheme: TpmtScheme::Null, key_bits: 2048, exponent: 0 },
+            parms: TpmsRsaParms {
+                symmetric: TpmtSymDef::aes_cfb(128),
+                scheme: TpmtScheme::Null,
+                key_bits: 2048,
+                exponent: 0,
+            },
             unique: Tpm2bPublicKeyRsa::empty(),
         },
     };
     assert_eq!(hex::encode(rt(rsa.clone())), RSA_SRK_H);
     // TPM2B_PUBLIC prefixes the size.
-    assert_eq!(hex::encode(rt(Tpm2bPublic::new(rsa))), format!("001a{RSA_SRK_H}"));
+    assert_eq!(
+        hex::encode(rt(Tpm2bPublic::new(rsa))),
+        format!("001a{RSA_SRK_H}")
+    );
 }
 
 #[test]
@@ -136,10 +158,18 @@ fn secrets_do_not_print() {
 
 #[test]
 fn structures_and_unions() {
-    rt(TpmtHa { hash_alg: TpmAlgId::SHA384, digest: d(48, 1) });
-    rt(TpmtHa { hash_alg: TpmAlgId::NULL, digest: vec![] });
+    rt(TpmtHa {
+        hash_alg: TpmAlgId::SHA384,
+        digest: d(48, 1),
+    });
+    rt(TpmtHa {
+        hash_alg: TpmAlgId::NULL,
+        digest: vec![],
+    });
     rt(TpmtSymDef::Null);
-    rt(TpmtSymDef::Xor { hash: TpmAlgId::SHA256 });
+    rt(TpmtSymDef::Xor {
+        hash: TpmAlgId::SHA256,
+    });
     rt(TpmtSymDef::aes_cfb(256));
     for s in [
         TpmtScheme::Null,
@@ -149,14 +179,33 @@ fn structures_and_unions() {
         TpmtScheme::with_hash(TpmAlgId::ECDSA, TpmAlgId::SHA384),
         TpmtScheme::with_hash(TpmAlgId::OAEP, TpmAlgId::SHA256),
         TpmtScheme::with_hash(TpmAlgId::KDF1_SP800_108, TpmAlgId::SHA256),
-        TpmtScheme::Ecdaa { hash: TpmAlgId::SHA256, count: 7 },
-        TpmtScheme::Xor { hash: TpmAlgId::SHA256, kdf: TpmAlgId::KDF1_SP800_108 },
+        TpmtScheme::Ecdaa {
+            hash: TpmAlgId::SHA256,
+            count: 7,
+        },
+        TpmtScheme::Xor {
+            hash: TpmAlgId::SHA256,
+            kdf: TpmAlgId::KDF1_SP800_108,
+        },
     ] {
         rt(s);
     }
-    rt(TpmsRsaParms { symmetric: TpmtSymDef::Null, scheme: TpmtScheme::with_hash(TpmAlgId::RSAPSS, TpmAlgId::SHA256), key_bits: 3072, exponent: 65537 });
-    rt(TpmsEccParms { symmetric: TpmtSymDef::Null, scheme: TpmtScheme::with_hash(TpmAlgId::ECDSA, TpmAlgId::SHA256), curve_id: TpmEccCurve::NIST_P256, kdf: TpmtScheme::Null });
-    let point = TpmsEccPoint { x: Tpm2bEccParameter::new(d(32, 1)).unwrap(), y: Tpm2bEccParameter::new(d(32, 2)).unwrap() };
+    rt(TpmsRsaParms {
+        symmetric: TpmtSymDef::Null,
+        scheme: TpmtScheme::with_hash(TpmAlgId::RSAPSS, TpmAlgId::SHA256),
+        key_bits: 3072,
+        exponent: 65537,
+    });
+    rt(TpmsEccParms {
+        symmetric: TpmtSymDef::Null,
+        scheme: TpmtScheme::with_hash(TpmAlgId::ECDSA, TpmAlgId::SHA256),
+        curve_id: TpmEccCurve::NIST_P256,
+        kdf: TpmtScheme::Null,
+    });
+    let point = TpmsEccPoint {
+        x: Tpm2bEccParameter::new(d(32, 1)).unwrap(),
+        y: Tpm2bEccParameter::new(d(32, 2)).unwrap(),
+    };
     rt(point.clone());
     rt(Tpm2bEccPoint::new(point));
     rt(Tpm2bEccPoint(None));
@@ -164,19 +213,37 @@ fn structures_and_unions() {
         name_alg: TpmAlgId::SHA256,
         object_attributes: TpmaObject::USER_WITH_AUTH,
         auth_policy: Tpm2bDigest::new(d(32, 9)).unwrap(),
-        params: PublicParams::KeyedHash { scheme: TpmtScheme::Null, unique: Tpm2bDigest::new(d(32, 1)).unwrap() },
+        params: PublicParams::KeyedHash {
+            scheme: TpmtScheme::Null,
+            unique: Tpm2bDigest::new(d(32, 1)).unwrap(),
+        },
     });
     rt(TpmtPublic {
         name_alg: TpmAlgId::SHA256,
         object_attributes: TpmaObject::DECRYPT,
         auth_policy: Tpm2bDigest::empty(),
-        params: PublicParams::SymCipher { sym: TpmtSymDef::aes_cfb(128), unique: Tpm2bDigest::empty() },
+        params: PublicParams::SymCipher {
+            sym: TpmtSymDef::aes_cfb(128),
+            unique: Tpm2bDigest::empty(),
+        },
     });
-    rt(TpmtPublicParms::Ecc(TpmsEccParms { curve_id: TpmEccCurve::NIST_P384, ..Default::default() }));
-    rt(TpmtPublicParms::Rsa(TpmsRsaParms { key_bits: 4096, ..Default::default() }));
-    rt(TpmtPublicParms::KeyedHash(TpmtScheme::with_hash(TpmAlgId::HMAC, TpmAlgId::SHA256)));
+    rt(TpmtPublicParms::Ecc(TpmsEccParms {
+        curve_id: TpmEccCurve::NIST_P384,
+        ..Default::default()
+    }));
+    rt(TpmtPublicParms::Rsa(TpmsRsaParms {
+        key_bits: 4096,
+        ..Default::default()
+    }));
+    rt(TpmtPublicParms::KeyedHash(TpmtScheme::with_hash(
+        TpmAlgId::HMAC,
+        TpmAlgId::SHA256,
+    )));
     rt(TpmtPublicParms::SymCipher(TpmtSymDef::aes_cfb(128)));
-    let create = TpmsSensitiveCreate { user_auth: Tpm2bAuth::new(d(32, 1)).unwrap(), data: Tpm2bSensitiveData::new(d(16, 2)).unwrap() };
+    let create = TpmsSensitiveCreate {
+        user_auth: Tpm2bAuth::new(d(32, 1)).unwrap(),
+        data: Tpm2bSensitiveData::new(d(16, 2)).unwrap(),
+    };
     rt(create.clone());
     rt(Tpm2bSensitiveCreate::new(create));
     for sensitive in [
@@ -185,43 +252,113 @@ fn structures_and_unions() {
         SensitiveComposite::Bits(Tpm2bSensitiveData::new(d(20, 3)).unwrap()),
         SensitiveComposite::Sym(Tpm2bSymKey::new(d(16, 4)).unwrap()),
     ] {
-        let s = TpmtSensitive { auth_value: Tpm2bAuth::new(d(8, 5)).unwrap(), seed_value: Tpm2bDigest::empty(), sensitive };
+        let s = TpmtSensitive {
+            auth_value: Tpm2bAuth::new(d(8, 5)).unwrap(),
+            seed_value: Tpm2bDigest::empty(),
+            sensitive,
+        };
         rt(s.clone());
         rt(Tpm2bSensitive::new(s));
     }
     rt(TpmsPcrSelection::new(TpmAlgId::SHA256, &[0, 7, 16, 23]));
-    assert_eq!(TpmsPcrSelection::new(TpmAlgId::SHA256, &[7, 16]).pcrs(), vec![7, 16]);
-    rt(TpmlPcrSelection(vec![TpmsPcrSelection::new(TpmAlgId::SHA1, &[1]), TpmsPcrSelection::new(TpmAlgId::SHA256, &[2])]));
-    rt(TpmlDigest(vec![Tpm2bDigest::new(d(32, 1)).unwrap(), Tpm2bDigest::new(d(32, 2)).unwrap()]));
-    rt(TpmlDigestValues(vec![TpmtHa { hash_alg: TpmAlgId::SHA256, digest: d(32, 1) }]));
+    assert_eq!(
+        TpmsPcrSelection::new(TpmAlgId::SHA256, &[7, 16]).pcrs(),
+        vec![7, 16]
+    );
+    rt(TpmlPcrSelection(vec![
+        TpmsPcrSelection::new(TpmAlgId::SHA1, &[1]),
+        TpmsPcrSelection::new(TpmAlgId::SHA256, &[2]),
+    ]));
+    rt(TpmlDigest(vec![
+        Tpm2bDigest::new(d(32, 1)).unwrap(),
+        Tpm2bDigest::new(d(32, 2)).unwrap(),
+    ]));
+    rt(TpmlDigestValues(vec![TpmtHa {
+        hash_alg: TpmAlgId::SHA256,
+        digest: d(32, 1),
+    }]));
     rt(TpmlHandle(vec![TpmHandle::SRK]));
     rt(TpmlCc(vec![TpmCc::SIGN]));
     rt(TpmlEccCurve(vec![TpmEccCurve::NIST_P256]));
-    rt(TpmsAlgProperty { alg: TpmAlgId::AES, alg_properties: TpmaAlgorithm::SYMMETRIC });
-    rt(TpmsTaggedProperty { property: TpmPt::LEVEL, value: 0 });
-    rt(TpmsTaggedPcrSelect { tag: 1, pcr_select: vec![0xFF, 0xFF, 0xFF] });
+    rt(TpmsAlgProperty {
+        alg: TpmAlgId::AES,
+        alg_properties: TpmaAlgorithm::SYMMETRIC,
+    });
+    rt(TpmsTaggedProperty {
+        property: TpmPt::LEVEL,
+        value: 0,
+    });
+    rt(TpmsTaggedPcrSelect {
+        tag: 1,
+        pcr_select: vec![0xFF, 0xFF, 0xFF],
+    });
     for cap in [
-        TpmsCapabilityData::Algs(TpmlAlgProperty(vec![TpmsAlgProperty { alg: TpmAlgId::RSA, alg_properties: TpmaAlgorithm::ASYMMETRIC | TpmaAlgorithm::OBJECT }])),
+        TpmsCapabilityData::Algs(TpmlAlgProperty(vec![TpmsAlgProperty {
+            alg: TpmAlgId::RSA,
+            alg_properties: TpmaAlgorithm::ASYMMETRIC | TpmaAlgorithm::OBJECT,
+        }])),
         TpmsCapabilityData::Handles(TpmlHandle(vec![TpmHandle::SRK])),
         TpmsCapabilityData::Commands(vec![0x0200_015D]),
         TpmsCapabilityData::PpCommands(TpmlCc(vec![TpmCc::CLEAR])),
         TpmsCapabilityData::AuditCommands(TpmlCc(vec![])),
-        TpmsCapabilityData::Pcrs(TpmlPcrSelection(vec![TpmsPcrSelection::new(TpmAlgId::SHA256, &[0])])),
-        TpmsCapabilityData::TpmProperties(TpmlTaggedTpmProperty(vec![TpmsTaggedProperty { property: TpmPt::MANUFACTURER, value: 0x4942_4D00 }])),
-        TpmsCapabilityData::PcrProperties(TpmlTaggedPcrProperty(vec![TpmsTaggedPcrSelect { tag: 0, pcr_select: vec![1, 2, 3] }])),
-        TpmsCapabilityData::EccCurves(TpmlEccCurve(vec![TpmEccCurve::NIST_P256, TpmEccCurve::NIST_P384])),
+        TpmsCapabilityData::Pcrs(TpmlPcrSelection(vec![TpmsPcrSelection::new(
+            TpmAlgId::SHA256,
+            &[0],
+        )])),
+        TpmsCapabilityData::TpmProperties(TpmlTaggedTpmProperty(vec![TpmsTaggedProperty {
+            property: TpmPt::MANUFACTURER,
+            value: 0x4942_4D00,
+        }])),
+        TpmsCapabilityData::PcrProperties(TpmlTaggedPcrProperty(vec![TpmsTaggedPcrSelect {
+            tag: 0,
+            pcr_select: vec![1, 2, 3],
+        }])),
+        TpmsCapabilityData::EccCurves(TpmlEccCurve(vec![
+            TpmEccCurve::NIST_P256,
+            TpmEccCurve::NIST_P384,
+        ])),
     ] {
         rt(cap);
     }
     rt(TpmtTicket::null_hashcheck());
-    rt(TpmtTicket { tag: TpmSt::CREATION, hierarchy: TpmHandle::RH_OWNER, digest: Tpm2bDigest::new(d(32, 1)).unwrap() });
+    rt(TpmtTicket {
+        tag: TpmSt::CREATION,
+        hierarchy: TpmHandle::RH_OWNER,
+        digest: Tpm2bDigest::new(d(32, 1)).unwrap(),
+    });
     rt(TpmtSignature::Null);
-    rt(TpmtSignature::Rsa { scheme: TpmAlgId::RSASSA, hash: TpmAlgId::SHA256, sig: Tpm2bPublicKeyRsa::new(d(256, 1)).unwrap() });
-    rt(TpmtSignature::Ecc { scheme: TpmAlgId::ECDSA, hash: TpmAlgId::SHA256, r: Tpm2bEccParameter::new(d(32, 1)).unwrap(), s: Tpm2bEccParameter::new(d(32, 2)).unwrap() });
-    rt(TpmtSignature::Hmac(TpmtHa { hash_alg: TpmAlgId::SHA256, digest: d(32, 3) }));
-    rt(TpmsContext { sequence: 5, saved_handle: TpmHandle(0x8000_0000), hierarchy: TpmHandle::RH_OWNER, context_blob: Tpm2bContextData::new(d(100, 1)).unwrap() });
-    rt(TpmsAuthCommand { session_handle: TpmHandle::RS_PW, nonce: Tpm2bNonce::empty(), session_attributes: TpmaSession::CONTINUE_SESSION, hmac: Tpm2bAuth::empty() });
-    rt(TpmsAuthResponse { nonce: Tpm2bNonce::new(d(32, 1)).unwrap(), session_attributes: TpmaSession::CONTINUE_SESSION, hmac: Tpm2bAuth::new(d(32, 2)).unwrap() });
+    rt(TpmtSignature::Rsa {
+        scheme: TpmAlgId::RSASSA,
+        hash: TpmAlgId::SHA256,
+        sig: Tpm2bPublicKeyRsa::new(d(256, 1)).unwrap(),
+    });
+    rt(TpmtSignature::Ecc {
+        scheme: TpmAlgId::ECDSA,
+        hash: TpmAlgId::SHA256,
+        r: Tpm2bEccParameter::new(d(32, 1)).unwrap(),
+        s: Tpm2bEccParameter::new(d(32, 2)).unwrap(),
+    });
+    rt(TpmtSignature::Hmac(TpmtHa {
+        hash_alg: TpmAlgId::SHA256,
+        digest: d(32, 3),
+    }));
+    rt(TpmsContext {
+        sequence: 5,
+        saved_handle: TpmHandle(0x8000_0000),
+        hierarchy: TpmHandle::RH_OWNER,
+        context_blob: Tpm2bContextData::new(d(100, 1)).unwrap(),
+    });
+    rt(TpmsAuthCommand {
+        session_handle: TpmHandle::RS_PW,
+        nonce: Tpm2bNonce::empty(),
+        session_attributes: TpmaSession::CONTINUE_SESSION,
+        hmac: Tpm2bAuth::empty(),
+    });
+    rt(TpmsAuthResponse {
+        nonce: Tpm2bNonce::new(d(32, 1)).unwrap(),
+        session_attributes: TpmaSession::CONTINUE_SESSION,
+        hmac: Tpm2bAuth::new(d(32, 2)).unwrap(),
+    });
 }
 
 #[test]
@@ -234,7 +371,10 @@ fn bad_selectors_are_errors() {
     assert!(TpmtSignature::from_bytes(&[0x00, 0x01]).is_err());
     assert!(TpmtSymDef::from_bytes(&[0x00, 0x0B]).is_err());
     assert!(TpmsCapabilityData::from_bytes(&[0, 0, 0, 0x77, 0, 0, 0, 0]).is_err());
-    assert!(TpmtHa::from_bytes(&[0x00, 0x06]).is_err(), "AES is not a hash");
+    assert!(
+        TpmtHa::from_bytes(&[0x00, 0x06]).is_err(),
+        "AES is not a hash"
+    );
     assert!(bool::from_bytes(&[7]).is_err());
 }
 
@@ -262,7 +402,13 @@ fn errors_carry_absolute_offsets() {
     b.extend([0x00, 0x28, 1, 2, 3]);
     let e = TpmtPublic::from_bytes(&b).unwrap_err();
     assert_eq!(e.offset, 10);
-    assert!(matches!(e.kind, ErrorKind::Truncated { needed: 40, available: 3 }));
+    assert!(matches!(
+        e.kind,
+        ErrorKind::Truncated {
+            needed: 40,
+            available: 3
+        }
+    ));
 }
 
 #[test]
@@ -295,7 +441,13 @@ fn command_table_facts() {
         (TpmCc::PCR_READ, &[], 0, false, false),
         (TpmCc::PCR_EXTEND, &[true], 0, false, false),
         (TpmCc::HIERARCHY_CHANGE_AUTH, &[true], 0, true, false),
-        (TpmCc::DICTIONARY_ATTACK_PARAMETERS, &[true], 0, false, false),
+        (
+            TpmCc::DICTIONARY_ATTACK_PARAMETERS,
+            &[true],
+            0,
+            false,
+            false,
+        ),
         (TpmCc::TEST_PARMS, &[], 0, false, false),
     ];
     for (cc, auth, rh, dec, enc) in expect {
@@ -318,11 +470,22 @@ fn command_areas_round_trip() {
         validation: TpmtTicket::null_hashcheck(),
     };
     let params = sign.params_bytes().unwrap();
-    let handles: Vec<u8> = sign.handles().iter().flat_map(|h| h.0.to_be_bytes()).collect();
-    let back = Sign::unmarshal_areas(&mut Reader::new(&handles), &mut Reader::new(&params)).unwrap();
+    let handles: Vec<u8> = sign
+        .handles()
+        .iter()
+        .flat_map(|h| h.0.to_be_bytes())
+        .collect();
+    let back =
+        Sign::unmarshal_areas(&mut Reader::new(&handles), &mut Reader::new(&params)).unwrap();
     assert_eq!(back, sign);
     let frame = build_command(Sign::CC, &sign.handles(), &[], &params).unwrap();
     let parsed = parse_command(&frame, 1).unwrap();
-    let any = AnyCommand::parse(parsed.cc, &mut Reader::new(&frame[10..14]), &mut Reader::new(parsed.params)).unwrap().unwrap();
+    let any = AnyCommand::parse(
+        parsed.cc,
+        &mut Reader::new(&frame[10..14]),
+        &mut Reader::new(parsed.params),
+    )
+    .unwrap()
+    .unwrap();
     assert_eq!(any, AnyCommand::Sign(sign));
 }

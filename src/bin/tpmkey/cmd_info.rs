@@ -37,11 +37,29 @@ fn json_str(s: &str) -> String {
 }
 
 fn print_json(i: &TpmInfo, tcti: &str) {
-    let algs: Vec<String> = i.algorithms.iter().map(|(a, p)| format!("{{\"name\":{},\"kind\":{}}}", json_str(&a.to_string()), json_str(alg_kind(*p)))).collect();
+    let algs: Vec<String> = i
+        .algorithms
+        .iter()
+        .map(|(a, p)| {
+            format!(
+                "{{\"name\":{},\"kind\":{}}}",
+                json_str(&a.to_string()),
+                json_str(alg_kind(*p))
+            )
+        })
+        .collect();
     let curves: Vec<String> = i.curves.iter().map(|c| json_str(&c.to_string())).collect();
-    let banks: Vec<String> = i.pcr_banks.iter().map(|(h, n)| format!("{{\"hash\":{},\"pcrs\":{}}}", json_str(&h.to_string()), n)).collect();
+    let banks: Vec<String> = i
+        .pcr_banks
+        .iter()
+        .map(|(h, n)| format!("{{\"hash\":{},\"pcrs\":{}}}", json_str(&h.to_string()), n))
+        .collect();
     let srk = match &i.srk {
-        Some(s) => format!("{{\"handle\":\"0x81000001\",\"type\":{},\"name\":{}}}", json_str(&s.kind), json_str(&s.name)),
+        Some(s) => format!(
+            "{{\"handle\":\"0x81000001\",\"type\":{},\"name\":{}}}",
+            json_str(&s.kind),
+            json_str(&s.name)
+        ),
         None => "null".into(),
     };
     println!(
@@ -82,15 +100,65 @@ pub fn run(tpm: &mut Tpm, json: bool) -> Result<()> {
     println!("TPM:               {tcti}");
     println!("Manufacturer:      {}", i.manufacturer);
     println!("Vendor:            {}", i.vendor);
-    println!("Firmware:          {}.{} ({:#010x} {:#010x})", i.firmware.0 >> 16, i.firmware.0 & 0xFFFF, i.firmware.0, i.firmware.1);
-    println!("Spec:              TPM {} level {} revision {}.{:02} ({} day {})", i.family, i.level, i.revision / 100, i.revision % 100, i.spec_date.0, i.spec_date.1);
-    let names = |f: &dyn Fn(TpmaAlgorithm) -> bool| i.algorithms.iter().filter(|(_, p)| f(*p)).map(|(a, _)| a.to_string().trim_start_matches("TPM_ALG_").to_string()).collect::<Vec<_>>().join(" ");
-    println!("Hashes:            {}", names(&|p| p == TpmaAlgorithm::HASH));
-    println!("Key types:         {}", names(&|p| p.contains(TpmaAlgorithm::OBJECT)));
-    println!("Symmetric:         {}", names(&|p| p.contains(TpmaAlgorithm::SYMMETRIC) && !p.contains(TpmaAlgorithm::OBJECT)));
-    println!("Signing schemes:   {}", names(&|p| p.contains(TpmaAlgorithm::SIGNING)));
-    println!("ECC curves:        {}", i.curves.iter().map(|c| c.to_string().trim_start_matches("TPM_ECC_").to_string()).collect::<Vec<_>>().join(" "));
-    println!("PCR banks:         {}", i.pcr_banks.iter().map(|(h, n)| format!("{} ({n} PCRs)", h.to_string().trim_start_matches("TPM_ALG_"))).collect::<Vec<_>>().join(", "));
+    println!(
+        "Firmware:          {}.{} ({:#010x} {:#010x})",
+        i.firmware.0 >> 16,
+        i.firmware.0 & 0xFFFF,
+        i.firmware.0,
+        i.firmware.1
+    );
+    println!(
+        "Spec:              TPM {} level {} revision {}.{:02} ({} day {})",
+        i.family,
+        i.level,
+        i.revision / 100,
+        i.revision % 100,
+        i.spec_date.0,
+        i.spec_date.1
+    );
+    let names = |f: &dyn Fn(TpmaAlgorithm) -> bool| {
+        i.algorithms
+            .iter()
+            .filter(|(_, p)| f(*p))
+            .map(|(a, _)| a.to_string().trim_start_matches("TPM_ALG_").to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!(
+        "Hashes:            {}",
+        names(&|p| p == TpmaAlgorithm::HASH)
+    );
+    println!(
+        "Key types:         {}",
+        names(&|p| p.contains(TpmaAlgorithm::OBJECT))
+    );
+    println!(
+        "Symmetric:         {}",
+        names(&|p| p.contains(TpmaAlgorithm::SYMMETRIC) && !p.contains(TpmaAlgorithm::OBJECT))
+    );
+    println!(
+        "Signing schemes:   {}",
+        names(&|p| p.contains(TpmaAlgorithm::SIGNING))
+    );
+    println!(
+        "ECC curves:        {}",
+        i.curves
+            .iter()
+            .map(|c| c.to_string().trim_start_matches("TPM_ECC_").to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    println!(
+        "PCR banks:         {}",
+        i.pcr_banks
+            .iter()
+            .map(|(h, n)| format!(
+                "{} ({n} PCRs)",
+                h.to_string().trim_start_matches("TPM_ALG_")
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!(
         "Dictionary attack: {} of {} failed tries, recovery {} s per try, lockout recovery {} s{}",
         i.da.failed_tries,
@@ -99,7 +167,10 @@ pub fn run(tpm: &mut Tpm, json: bool) -> Result<()> {
         i.da.lockout_recovery,
         if i.da.in_lockout { ", IN LOCKOUT" } else { "" }
     );
-    println!("Owner auth set:    {}", if i.owner_auth_set { "yes" } else { "no" });
+    println!(
+        "Owner auth set:    {}",
+        if i.owner_auth_set { "yes" } else { "no" }
+    );
     match &i.srk {
         Some(s) => println!("SRK 0x81000001:    {} (Name {})", s.kind, s.name),
         None => println!("SRK 0x81000001:    none (tpmkey init will create a transient one from the standard template)"),

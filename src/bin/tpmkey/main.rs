@@ -35,7 +35,9 @@ enum Command {
 fn open_tpm(tcti: &Option<String>) -> Result<tpmkey::Tpm, tpmkey::Error> {
     match tcti {
         Some(s) => {
-            let t: tpmkey::tcti::Tcti = s.parse().map_err(|e: tpmkey::tcti::TctiError| tpmkey::Error::Usage(e.to_string()))?;
+            let t: tpmkey::tcti::Tcti = s
+                .parse()
+                .map_err(|e: tpmkey::tcti::TctiError| tpmkey::Error::Usage(e.to_string()))?;
             tpmkey::Tpm::open(&t)
         }
         None => tpmkey::Tpm::from_env(),
@@ -45,7 +47,9 @@ fn open_tpm(tcti: &Option<String>) -> Result<tpmkey::Tpm, tpmkey::Error> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
-        Command::Info { json } => open_tpm(&cli.tcti).and_then(|mut tpm| cmd_info::run(&mut tpm, *json)),
+        Command::Info { json } => {
+            open_tpm(&cli.tcti).and_then(|mut tpm| cmd_info::run(&mut tpm, *json))
+        }
         Command::Random { n } => open_tpm(&cli.tcti).and_then(|mut tpm| {
             let bytes = tpmkey::random::get_random(&mut tpm, *n)?;
             let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();

@@ -35,7 +35,10 @@ pub trait Command: Sized {
     ///
     /// # Errors
     /// Malformed or truncated areas.
-    fn unmarshal_areas(handles: &mut Reader<'_>, params: &mut Reader<'_>) -> Result<Self, UnmarshalError>;
+    fn unmarshal_areas(
+        handles: &mut Reader<'_>,
+        params: &mut Reader<'_>,
+    ) -> Result<Self, UnmarshalError>;
 
     /// The number of handles that need an authorization.
     fn auth_count() -> usize {
@@ -66,7 +69,10 @@ pub trait Response: Sized {
     ///
     /// # Errors
     /// Malformed or truncated areas.
-    fn unmarshal_areas(handles: &mut Reader<'_>, params: &mut Reader<'_>) -> Result<Self, UnmarshalError>;
+    fn unmarshal_areas(
+        handles: &mut Reader<'_>,
+        params: &mut Reader<'_>,
+    ) -> Result<Self, UnmarshalError>;
     /// Appends the handle area.
     fn marshal_handles(&self, w: &mut Writer);
     /// Appends the parameter area.
