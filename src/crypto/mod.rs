@@ -5,6 +5,7 @@
 pub mod hash;
 pub mod kdf;
 pub mod param;
+pub mod secret;
 pub mod session;
 
 /// A host cryptography failure.

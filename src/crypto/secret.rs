@@ -1,0 +1,174 @@
+//! Secret sharing with a TPM key (Part 1 Annex B RSA, Annex C ECC): encrypting a
+//! salt ("SECRET") or an import seed ("DUPLICATE") to a TPM public key.
+
+use rand_core::CryptoRngCore;
+use rsa::traits::PublicKeyParts;
+use zeroize::Zeroizing;
+
+use super::hash::HashAlg;
+use super::kdf::kdfe;
+use super::CryptoError;
+
+/// An elliptic curve tpmkey can encrypt to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EccCurve {
+    /// NIST P-256 (TPM_ECC_NIST_P256).
+    P256,
+    /// NIST P-384 (TPM_ECC_NIST_P384).
+    P384,
+}
+
+impl EccCurve {
+    /// Coordinate size in bytes.
+    pub fn coordinate_size(self) -> usize {
+        match self {
+            EccCurve::P256 => 32,
+            EccCurve::P384 => 48,
+        }
+    }
+}
+
+fn sec1_point(x: &[u8], y: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(1 + x.len() + y.len());
+    v.push(0x04);
+    v.extend_from_slice(x);
+    v.extend_from_slice(y);
+    v
+}
+
+fn pad_left(b: &[u8], size: usize) -> Result<Vec<u8>, CryptoError> {
+    if b.len() > size {
+        return Err(CryptoError::InvalidKey(format!(
+            "coordinate of {} bytes, at most {size}",
+            b.len()
+        )));
+    }
+    let mut v = vec![0u8; size - b.len()];
+    v.extend_from_slice(b);
+    Ok(v)
+}
+
+/// ECDH with a given ephemeral scalar: returns (Z = x([d]·Q), Qe.x, Qe.y), all
+/// fixed-width. The point Q is checked to be on the curve.
+///
+/// # Errors
+/// A point not on the curve or a scalar out of range.
+pub fn ecdh_with_scalar(
+    curve: EccCurve,
+    qx: &[u8],
+    qy: &[u8],
+    scalar: &[u8],
+) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>), CryptoError> {
+    let n = curve.coordinate_size();
+    let point = sec1_point(&pad_left(qx, n)?, &pad_left(qy, n)?);
+    let bad = |what: &str| CryptoError::InvalidKey(what.to_string());
+    macro_rules! run {
+        ($c:ident) => {{
+            let q = $c::PublicKey::from_sec1_bytes(&point)
+                .map_err(|_| bad("point not on the curve"))?;
+            let d = $c::SecretKey::from_slice(scalar)
+                .map_err(|_| bad("ephemeral scalar out of range"))?;
+            let shared = $c::ecdh::diffie_hellman(d.to_nonzero_scalar(), q.as_affine());
+            let z = Zeroizing::new(shared.raw_secret_bytes().to_vec());
+            let e = d.public_key().to_encoded_point(false);
+            let (Some(ex), Some(ey)) = (e.x(), e.y()) else {
+                return Err(bad("ephemeral point at infinity"));
+            };
+            Ok((z, ex.to_vec(), ey.to_vec()))
+        }};
+    }
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    match curve {
+        EccCurve::P256 => run!(p256),
+        EccCurve::P384 => run!(p384),
+    }
+}
+
+/// ECC secret sharing (Part 1 C.6.1; spec-notes §4): a fresh ephemeral key, Z by
+/// ECDH with the TPM key, seed = KDFe(nameAlg, Z, label, Qe.x, Q.x, digestBits).
+/// Returns (seed, Qe.x, Qe.y).
+///
+/// # Errors
+/// A TPM point not on the curve.
+pub fn ecc_encapsulate(
+    curve: EccCurve,
+    qx: &[u8],
+    qy: &[u8],
+    name_alg: HashAlg,
+    label: &[u8],
+    rng: &mut impl CryptoRngCore,
+) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>), CryptoError> {
+    let scalar = Zeroizing::new(match curve {
+        EccCurve::P256 => p256::SecretKey::random(rng).to_bytes().to_vec(),
+        EccCurve::P384 => p384::SecretKey::random(rng).to_bytes().to_vec(),
+    });
+    ecc_encapsulate_with_scalar(curve, qx, qy, name_alg, label, &scalar)
+}
+
+/// [`ecc_encapsulate`] with a given ephemeral scalar (for vectors).
+///
+/// # Errors
+/// As [`ecdh_with_scalar`].
+pub fn ecc_encapsulate_with_scalar(
+    curve: EccCurve,
+    qx: &[u8],
+    qy: &[u8],
+    name_alg: HashAlg,
+    label: &[u8],
+    scalar: &[u8],
+) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>), CryptoError> {
+    let (z, ex, ey) = ecdh_with_scalar(curve, qx, qy, scalar)?;
+    let qx_full = pad_left(qx, curve.coordinate_size())?;
+    let seed = kdfe(
+        name_alg,
+        &z,
+        label,
+        &ex,
+        &qx_full,
+        (name_alg.digest_size() * 8) as u32,
+    );
+    Ok((seed, ex, ey))
+}
+
+/// The encrypted-secret bytes for an ECC key: a marshalled TPMS_ECC_POINT
+/// (TPM2B x, TPM2B y).
+pub fn ecc_point_bytes(x: &[u8], y: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(4 + x.len() + y.len());
+    v.extend_from_slice(&(x.len() as u16).to_be_bytes());
+    v.extend_from_slice(x);
+    v.extend_from_slice(&(y.len() as u16).to_be_bytes());
+    v.extend_from_slice(y);
+    v
+}
+
+/// RSA secret sharing (Part 1 B.10.3): RSAES-OAEP of `secret` with `oaep_hash` for
+/// both the digest and MGF1, and `label` (NUL included, e.g. `b"SECRET\0"`).
+/// `exponent` 0 means 65537.
+///
+/// # Errors
+/// A modulus or exponent the rsa crate refuses, a secret too long.
+pub fn rsa_encapsulate(
+    modulus: &[u8],
+    exponent: u32,
+    oaep_hash: HashAlg,
+    label: &[u8],
+    secret: &[u8],
+    rng: &mut impl CryptoRngCore,
+) -> Result<Vec<u8>, CryptoError> {
+    let e = if exponent == 0 { 65537 } else { exponent };
+    let key = rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(modulus), rsa::BigUint::from(e))
+        .map_err(|err| CryptoError::InvalidKey(err.to_string()))?;
+    let label = String::from_utf8(label.to_vec())
+        .map_err(|_| CryptoError::InvalidKey("OAEP label is not UTF-8".into()))?;
+    let padding = match oaep_hash {
+        HashAlg::Sha1 => rsa::Oaep::new_with_label::<sha1::Sha1, _>(label),
+        HashAlg::Sha256 => rsa::Oaep::new_with_label::<sha2::Sha256, _>(label),
+        HashAlg::Sha384 => rsa::Oaep::new_with_label::<sha2::Sha384, _>(label),
+        HashAlg::Sha512 => rsa::Oaep::new_with_label::<sha2::Sha512, _>(label),
+    };
+    let ct = key
+        .encrypt(rng, padding, secret)
+        .map_err(|err| CryptoError::InvalidKey(err.to_string()))?;
+    // Left-pad to the modulus size, as the TPM expects.
+    pad_left(&ct, key.size())
+}
