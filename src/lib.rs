@@ -13,6 +13,7 @@
 pub mod crypto;
 pub mod error;
 pub mod info;
+pub mod keys;
 pub mod random;
 pub mod session;
 pub mod tcti;

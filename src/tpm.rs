@@ -208,6 +208,15 @@ impl Tpm {
                 frame::MAX_SESSIONS - auth_count
             )));
         }
+        if auths
+            .iter()
+            .any(|a| session_ref(a).is_some_and(AuthSession::is_broken))
+        {
+            return Err(Error::Usage(format!(
+                "{}: a session given failed an integrity check earlier and is out of step with the TPM; start a new session",
+                C::NAME
+            )));
+        }
         // The entity (Name, authValue) each session authorizes; None for extras.
         let entity_names: Vec<Option<&[u8]>> = (0..auths.len())
             .map(|i| {
@@ -327,6 +336,7 @@ impl Tpm {
                             != sent.contains(TpmaSession::ENCRYPT)
                         || !s.accept_response(as_ref(&entity), &rp, reply)
                     {
+                        s.mark_broken();
                         return Err(Error::Integrity {
                             cc: C::CC,
                             what: "response HMAC does not verify",

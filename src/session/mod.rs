@@ -5,7 +5,7 @@
 //! The cryptography itself is in [`crate::crypto`]; this module holds the rules of
 //! which key, which nonces and which authValue go where.
 
-// pub mod start; (salted session start: next milestone)
+pub mod start;
 
 use tpm_commands::attributes::TpmaSession;
 use tpm_commands::buffers::{Tpm2bAuth, Tpm2bNonce};
@@ -57,6 +57,9 @@ pub struct AuthSession {
     attributes: TpmaSession,
     policy_auth: PolicyAuth,
     open: bool,
+    /// Set when a response failed its check: the TPM may have rolled its nonce,
+    /// so this session can no longer authorize anything.
+    broken: bool,
 }
 
 impl core::fmt::Debug for AuthSession {
@@ -92,6 +95,15 @@ impl AuthSession {
     /// cannot derive it).
     pub fn is_salted(&self) -> bool {
         self.salted
+    }
+
+    /// True after a response on this session failed its integrity check.
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    pub(crate) fn mark_broken(&mut self) {
+        self.broken = true;
     }
 
     /// True while the TPM still holds the session.

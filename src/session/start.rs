@@ -47,7 +47,13 @@ impl SessionParams<'_> {
     /// A salted HMAC session with AES-128-CFB, SHA-256: what every secret-bearing
     /// command of tpmkey runs in.
     pub fn salted_hmac(salt_key: &SaltKey) -> SessionParams<'_> {
-        SessionParams { kind: SessionKind::Hmac, hash: HashAlg::Sha256, salt_key: Some(salt_key), bind: None, aes_bits: Some(128) }
+        SessionParams {
+            kind: SessionKind::Hmac,
+            hash: HashAlg::Sha256,
+            salt_key: Some(salt_key),
+            bind: None,
+            aes_bits: Some(128),
+        }
     }
 }
 
@@ -61,14 +67,23 @@ pub fn start_session(tpm: &mut Tpm, p: &SessionParams<'_>) -> Result<AuthSession
     OsRng.fill_bytes(&mut nonce_caller);
 
     let (salt, encrypted_salt, salt_handle, salt_name) = match p.salt_key {
-        None => (Zeroizing::new(Vec::new()), Vec::new(), TpmHandle::RH_NULL, TpmHandle::RH_NULL.0.to_be_bytes().to_vec()),
+        None => (
+            Zeroizing::new(Vec::new()),
+            Vec::new(),
+            TpmHandle::RH_NULL,
+            TpmHandle::RH_NULL.0.to_be_bytes().to_vec(),
+        ),
         Some(k) => {
             let (salt, enc) = encrypt_salt(k)?;
             (salt, enc, k.handle(), k.name().to_vec())
         }
     };
     let (bind_handle, bind_name, bind_auth) = match &p.bind {
-        None => (TpmHandle::RH_NULL, TpmHandle::RH_NULL.0.to_be_bytes().to_vec(), Zeroizing::new(Vec::new())),
+        None => (
+            TpmHandle::RH_NULL,
+            TpmHandle::RH_NULL.0.to_be_bytes().to_vec(),
+            Zeroizing::new(Vec::new()),
+        ),
         Some(b) => (b.handle, b.name.to_vec(), Zeroizing::new(b.auth.to_vec())),
     };
 
@@ -91,7 +106,10 @@ pub fn start_session(tpm: &mut Tpm, p: &SessionParams<'_>) -> Result<AuthSession
     let rsp = tpm.execute(&cmd, &[&salt_name, &bind_name], &mut [])?;
     let nonce_tpm = rsp.nonce_tpm.as_bytes().to_vec();
     if nonce_tpm.len() != nonce_caller.len() {
-        return Err(Error::Integrity { cc: tpm_commands::constants::TpmCc::START_AUTH_SESSION, what: "nonceTPM of the wrong size" });
+        return Err(Error::Integrity {
+            cc: tpm_commands::constants::TpmCc::START_AUTH_SESSION,
+            what: "nonceTPM of the wrong size",
+        });
     }
     let session_key = sc::session_key(p.hash, &bind_auth, &salt, &nonce_tpm, &nonce_caller);
     Ok(AuthSession {
@@ -101,12 +119,16 @@ pub fn start_session(tpm: &mut Tpm, p: &SessionParams<'_>) -> Result<AuthSession
         session_key,
         nonce_tpm,
         nonce_caller,
-        binding: p.bind.as_ref().map(|_| Binding { name: bind_name, auth: bind_auth }),
+        binding: p.bind.as_ref().map(|_| Binding {
+            name: bind_name,
+            auth: bind_auth,
+        }),
         salted: p.salt_key.is_some(),
         symmetric_bits: p.aes_bits,
         attributes: TpmaSession::CONTINUE_SESSION,
         policy_auth: PolicyAuth::None,
         open: true,
+        broken: false,
     })
 }
 
@@ -114,14 +136,35 @@ pub fn start_session(tpm: &mut Tpm, p: &SessionParams<'_>) -> Result<AuthSession
 fn encrypt_salt(key: &SaltKey) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
     let crypto_err = |e: crate::crypto::CryptoError| Error::Crypto(e.to_string());
     match key {
-        SaltKey::Ecc { curve, x, y, name_alg, .. } => {
-            let (salt, ex, ey) = secret::ecc_encapsulate(*curve, x, y, *name_alg, b"SECRET", &mut OsRng).map_err(crypto_err)?;
+        SaltKey::Ecc {
+            curve,
+            x,
+            y,
+            name_alg,
+            ..
+        } => {
+            let (salt, ex, ey) =
+                secret::ecc_encapsulate(*curve, x, y, *name_alg, b"SECRET", &mut OsRng)
+                    .map_err(crypto_err)?;
             Ok((salt, secret::ecc_point_bytes(&ex, &ey)))
         }
-        SaltKey::Rsa { modulus, exponent, name_alg, .. } => {
+        SaltKey::Rsa {
+            modulus,
+            exponent,
+            name_alg,
+            ..
+        } => {
             let mut salt = Zeroizing::new(vec![0u8; name_alg.digest_size()]);
             OsRng.fill_bytes(&mut salt);
-            let enc = secret::rsa_encapsulate(modulus, *exponent, *name_alg, b"SECRET\0", &salt, &mut OsRng).map_err(crypto_err)?;
+            let enc = secret::rsa_encapsulate(
+                modulus,
+                *exponent,
+                *name_alg,
+                b"SECRET\0",
+                &salt,
+                &mut OsRng,
+            )
+            .map_err(crypto_err)?;
             Ok((salt, enc))
         }
     }

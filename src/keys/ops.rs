@@ -1,0 +1,135 @@
+//! Creating, loading and using signing keys (Part 3 §12.2 Create, §12.3 Load,
+//! §20.2 Sign). Every command that carries an authValue runs in a salted session:
+//! Create with `decrypt` (inSensitive holds the new authValue), Sign authorized by
+//! an HMAC over the key's authValue (never the value itself).
+
+use tpm_commands::attributes::TpmaSession;
+use tpm_commands::buffers::{Tpm2bAuth, Tpm2bData, Tpm2bDigest, Tpm2bPrivate, Tpm2bSensitiveData};
+use tpm_commands::commands::{Create, Load, Sign};
+use tpm_commands::constants::{TpmAlgId, TpmHandle};
+use tpm_commands::structures::{
+    Tpm2bPublic, Tpm2bSensitiveCreate, TpmlPcrSelection, TpmsSensitiveCreate, TpmtPublic,
+    TpmtScheme, TpmtSignature, TpmtTicket,
+};
+
+use super::public::object_name;
+use super::srk::Srk;
+use super::templates::{signing_template, KeyAlgorithm};
+use crate::error::{Error, Result};
+use crate::session::AuthSession;
+use crate::tpm::{Auth, Tpm};
+
+/// A key made by the TPM and wrapped to the SRK: safe to store on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// The TPM-wrapped private area.
+    pub private: Tpm2bPrivate,
+    /// The public area.
+    pub public: TpmtPublic,
+}
+
+/// A loaded key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadedKey {
+    /// Its transient handle.
+    pub handle: TpmHandle,
+    /// Its Name (computed from the public area).
+    pub name: Vec<u8>,
+    /// Its public area.
+    pub public: TpmtPublic,
+}
+
+fn with_attrs(session: &mut AuthSession, attrs: TpmaSession) {
+    session.set_attributes(TpmaSession::CONTINUE_SESSION | attrs);
+}
+
+/// Creates a signing key under the SRK with authValue `auth` (empty for none, then
+/// marked noDA). `session` must be salted; inSensitive goes encrypted.
+///
+/// # Errors
+/// Transport or TPM errors.
+pub fn create_key(
+    tpm: &mut Tpm,
+    srk: &Srk,
+    session: &mut AuthSession,
+    alg: KeyAlgorithm,
+    auth: &[u8],
+) -> Result<WrappedKey> {
+    let cmd = Create {
+        parent_handle: srk.handle,
+        in_sensitive: Tpm2bSensitiveCreate::new(TpmsSensitiveCreate {
+            user_auth: Tpm2bAuth::new(auth.to_vec())?,
+            data: Tpm2bSensitiveData::empty(),
+        }),
+        in_public: Tpm2bPublic::new(signing_template(alg, auth.is_empty())),
+        outside_info: Tpm2bData::empty(),
+        creation_pcr: TpmlPcrSelection::default(),
+    };
+    with_attrs(session, TpmaSession::DECRYPT);
+    let rsp = tpm.execute(&cmd, &[&srk.name], &mut [Auth::Session(session, &[])]);
+    with_attrs(session, TpmaSession::empty());
+    let rsp = rsp?;
+    let public = rsp.out_public.0.ok_or(Error::Integrity {
+        cc: tpm_commands::constants::TpmCc::CREATE,
+        what: "no public area",
+    })?;
+    Ok(WrappedKey {
+        private: rsp.out_private,
+        public,
+    })
+}
+
+/// Loads a wrapped key under the SRK.
+///
+/// # Errors
+/// Transport or TPM errors; TPM_RC_INTEGRITY for a blob of another SRK.
+pub fn load_key(
+    tpm: &mut Tpm,
+    srk: &Srk,
+    session: &mut AuthSession,
+    key: &WrappedKey,
+) -> Result<LoadedKey> {
+    let cmd = Load {
+        parent_handle: srk.handle,
+        in_private: key.private.clone(),
+        in_public: Tpm2bPublic::new(key.public.clone()),
+    };
+    let rsp = tpm.execute(&cmd, &[&srk.name], &mut [Auth::Session(session, &[])])?;
+    let name = object_name(&key.public)?;
+    if name != rsp.name.as_bytes() {
+        return Err(Error::Integrity {
+            cc: tpm_commands::constants::TpmCc::LOAD,
+            what: "loaded key's Name does not match its public area",
+        });
+    }
+    Ok(LoadedKey {
+        handle: rsp.object_handle,
+        name,
+        public: key.public.clone(),
+    })
+}
+
+/// Signs `digest` with a loaded key, authorized through `session` with the key's
+/// authValue (one TPM command).
+///
+/// # Errors
+/// Transport or TPM errors; TPM_RC_AUTH_FAIL for a wrong authValue.
+pub fn sign(
+    tpm: &mut Tpm,
+    key: &LoadedKey,
+    session: &mut AuthSession,
+    auth: &[u8],
+    digest: &[u8],
+    scheme: TpmAlgId,
+    hash: TpmAlgId,
+) -> Result<TpmtSignature> {
+    let cmd = Sign {
+        key_handle: key.handle,
+        digest: Tpm2bDigest::new(digest.to_vec())?,
+        in_scheme: TpmtScheme::with_hash(scheme, hash),
+        validation: TpmtTicket::null_hashcheck(),
+    };
+    Ok(tpm
+        .execute(&cmd, &[&key.name], &mut [Auth::Session(session, auth)])?
+        .signature)
+}
