@@ -133,3 +133,30 @@ pub fn sign(
         .execute(&cmd, &[&key.name], &mut [Auth::Session(session, auth)])?
         .signature)
 }
+
+/// Asks the TPM whether it supports a key algorithm and size (Part 3 §30.3
+/// TPM2_TestParms). `Ok(false)` when it answers that it does not.
+///
+/// # Errors
+/// Transport errors and TPM errors other than "unsupported".
+pub fn supports(tpm: &mut Tpm, alg: KeyAlgorithm) -> Result<bool> {
+    use tpm_commands::commands::TestParms;
+    use tpm_commands::structures::{PublicParams, TpmtPublicParms};
+    let parameters = match signing_template(alg, false).params {
+        PublicParams::Rsa { parms, .. } => TpmtPublicParms::Rsa(parms),
+        PublicParams::Ecc { parms, .. } => TpmtPublicParms::Ecc(parms),
+        _ => return Ok(false),
+    };
+    match tpm.run(&TestParms { parameters }) {
+        Ok(_) => Ok(true),
+        Err(Error::Tpm { rc, .. }) => {
+            use tpm_commands::rc::ResponseCode as Rc;
+            if matches!(rc.base(), Rc::VALUE | Rc::KEY_SIZE | Rc::CURVE | Rc::ASYMMETRIC | Rc::SCHEME | Rc::TYPE) {
+                Ok(false)
+            } else {
+                Err(Error::Tpm { cc: tpm_commands::constants::TpmCc::TEST_PARMS, rc })
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
