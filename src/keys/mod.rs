@@ -1,5 +1,6 @@
 //! Keys: standard templates, the storage root key (SRK), public-area conversions.
 
+pub mod import;
 pub mod ops;
 pub mod public;
 pub mod srk;

@@ -151,10 +151,16 @@ pub fn supports(tpm: &mut Tpm, alg: KeyAlgorithm) -> Result<bool> {
         Ok(_) => Ok(true),
         Err(Error::Tpm { rc, .. }) => {
             use tpm_commands::rc::ResponseCode as Rc;
-            if matches!(rc.base(), Rc::VALUE | Rc::KEY_SIZE | Rc::CURVE | Rc::ASYMMETRIC | Rc::SCHEME | Rc::TYPE) {
+            if matches!(
+                rc.base(),
+                Rc::VALUE | Rc::KEY_SIZE | Rc::CURVE | Rc::ASYMMETRIC | Rc::SCHEME | Rc::TYPE
+            ) {
                 Ok(false)
             } else {
-                Err(Error::Tpm { cc: tpm_commands::constants::TpmCc::TEST_PARMS, rc })
+                Err(Error::Tpm {
+                    cc: tpm_commands::constants::TpmCc::TEST_PARMS,
+                    rc,
+                })
             }
         }
         Err(e) => Err(e),
