@@ -166,3 +166,118 @@ pub fn supports(tpm: &mut Tpm, alg: KeyAlgorithm) -> Result<bool> {
         Err(e) => Err(e),
     }
 }
+
+/// Seals `secret` under the SRK (a keyed-hash object with no sign/decrypt use):
+/// with authValue `auth` and, when `policy` is given, that authPolicy (then
+/// userWithAuth is clear, so only the policy can unseal). Goes in a salted session
+/// with `decrypt`: the secret and the authValue never cross the bus in clear.
+///
+/// # Errors
+/// Transport or TPM errors; a secret over 128 bytes.
+pub fn seal(
+    tpm: &mut Tpm,
+    srk: &Srk,
+    session: &mut AuthSession,
+    secret: &[u8],
+    auth: &[u8],
+    policy: Option<&[u8]>,
+) -> Result<WrappedKey> {
+    use tpm_commands::attributes::TpmaObject;
+    use tpm_commands::structures::PublicParams;
+    let mut attrs = TpmaObject::FIXED_TPM | TpmaObject::FIXED_PARENT;
+    if policy.is_none() {
+        attrs |= TpmaObject::USER_WITH_AUTH;
+    }
+    if auth.is_empty() && policy.is_none() {
+        attrs |= TpmaObject::NO_DA;
+    }
+    let public = TpmtPublic {
+        name_alg: TpmAlgId::SHA256,
+        object_attributes: attrs,
+        auth_policy: Tpm2bDigest::new(policy.unwrap_or_default().to_vec())?,
+        params: PublicParams::KeyedHash {
+            scheme: TpmtScheme::Null,
+            unique: Tpm2bDigest::empty(),
+        },
+    };
+    let cmd = Create {
+        parent_handle: srk.handle,
+        in_sensitive: Tpm2bSensitiveCreate::new(TpmsSensitiveCreate {
+            user_auth: Tpm2bAuth::new(auth.to_vec())?,
+            data: Tpm2bSensitiveData::new(secret.to_vec())?,
+        }),
+        in_public: Tpm2bPublic::new(public),
+        outside_info: Tpm2bData::empty(),
+        creation_pcr: TpmlPcrSelection::default(),
+    };
+    with_attrs(session, TpmaSession::DECRYPT);
+    let rsp = tpm.execute(&cmd, &[&srk.name], &mut [Auth::Session(session, &[])]);
+    with_attrs(session, TpmaSession::empty());
+    let rsp = rsp?;
+    let public = rsp.out_public.0.ok_or(Error::Integrity {
+        cc: tpm_commands::constants::TpmCc::CREATE,
+        what: "no public area",
+    })?;
+    Ok(WrappedKey {
+        private: rsp.out_private,
+        public,
+    })
+}
+
+/// Unseals a loaded sealed object through `session` (HMAC or satisfied policy
+/// session) with `encrypt`: the secret comes back encrypted on the bus.
+///
+/// # Errors
+/// Transport or TPM errors (TPM_RC_POLICY_FAIL when the policy is not met).
+pub fn unseal(
+    tpm: &mut Tpm,
+    object: &LoadedKey,
+    session: &mut AuthSession,
+    auth: &[u8],
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    use tpm_commands::commands::Unseal;
+    let keep = session.attributes();
+    session.set_attributes(keep | TpmaSession::ENCRYPT);
+    let rsp = tpm.execute(
+        &Unseal {
+            item_handle: object.handle,
+        },
+        &[&object.name],
+        &mut [Auth::Session(session, auth)],
+    );
+    session.set_attributes(keep);
+    Ok(zeroize::Zeroizing::new(rsp?.out_data.as_bytes().to_vec()))
+}
+
+/// Changes a loaded object's authValue (Part 3 §12.8 TPM2_ObjectChangeAuth); the
+/// new authValue goes encrypted (`decrypt`), the old one is proven by HMAC. Returns
+/// the new private area (the old one still loads with the old authValue).
+///
+/// # Errors
+/// Transport or TPM errors.
+pub fn change_auth(
+    tpm: &mut Tpm,
+    srk: &Srk,
+    object: &LoadedKey,
+    session: &mut AuthSession,
+    old_auth: &[u8],
+    new_auth: &[u8],
+) -> Result<WrappedKey> {
+    use tpm_commands::commands::ObjectChangeAuth;
+    let cmd = ObjectChangeAuth {
+        object_handle: object.handle,
+        parent_handle: srk.handle,
+        new_auth: Tpm2bAuth::new(new_auth.to_vec())?,
+    };
+    with_attrs(session, TpmaSession::DECRYPT);
+    let rsp = tpm.execute(
+        &cmd,
+        &[&object.name, &srk.name],
+        &mut [Auth::Session(session, old_auth)],
+    );
+    with_attrs(session, TpmaSession::empty());
+    Ok(WrappedKey {
+        private: rsp?.out_private,
+        public: object.public.clone(),
+    })
+}

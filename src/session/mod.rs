@@ -5,6 +5,7 @@
 //! The cryptography itself is in [`crate::crypto`]; this module holds the rules of
 //! which key, which nonces and which authValue go where.
 
+pub mod policy;
 pub mod start;
 
 use tpm_commands::attributes::TpmaSession;
@@ -23,6 +24,8 @@ pub enum SessionKind {
     Hmac,
     /// A policy session.
     Policy,
+    /// A trial policy session: computes a digest, authorizes nothing.
+    Trial,
 }
 
 /// How a policy session uses the entity's authValue (Part 3 §23.18, §23.17).
@@ -163,7 +166,9 @@ impl AuthSession {
         if let Some((name, auth)) = entity {
             let include = match self.kind {
                 SessionKind::Hmac => !self.is_bound_to(name, auth),
-                SessionKind::Policy => self.policy_auth == PolicyAuth::AuthValue,
+                SessionKind::Policy | SessionKind::Trial => {
+                    self.policy_auth == PolicyAuth::AuthValue
+                }
             };
             if include {
                 key.extend_from_slice(sc::strip_trailing_zeros(auth));
@@ -229,7 +234,7 @@ impl AuthSession {
         decrypt_nonce: Option<&[u8]>,
         encrypt_nonce: Option<&[u8]>,
     ) -> Result<TpmsAuthCommand, tpm_commands::codec::MarshalError> {
-        let hmac = if self.kind == SessionKind::Policy && self.policy_auth == PolicyAuth::Password {
+        let hmac = if self.kind != SessionKind::Hmac && self.policy_auth == PolicyAuth::Password {
             entity
                 .map(|(_, auth)| sc::strip_trailing_zeros(auth).to_vec())
                 .unwrap_or_default()
@@ -264,7 +269,7 @@ impl AuthSession {
         response: &TpmsAuthResponse,
     ) -> bool {
         let policy_password =
-            self.kind == SessionKind::Policy && self.policy_auth == PolicyAuth::Password;
+            self.kind != SessionKind::Hmac && self.policy_auth == PolicyAuth::Password;
         let ok = if policy_password {
             response.hmac.is_empty()
         } else {

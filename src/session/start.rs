@@ -99,6 +99,7 @@ pub fn start_session(tpm: &mut Tpm, p: &SessionParams<'_>) -> Result<AuthSession
         session_type: match p.kind {
             SessionKind::Hmac => TpmSe::HMAC,
             SessionKind::Policy => TpmSe::POLICY,
+            SessionKind::Trial => TpmSe::TRIAL,
         },
         symmetric,
         auth_hash: p.hash.alg_id().into(),
