@@ -28,6 +28,10 @@ impl EccCurve {
     }
 }
 
+/// A shared secret (Z or a seed) and the ephemeral public point (x, y) that lets
+/// the TPM recompute it.
+pub type SharedSecret = (Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>);
+
 fn sec1_point(x: &[u8], y: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(1 + x.len() + y.len());
     v.push(0x04);
@@ -58,7 +62,7 @@ pub fn ecdh_with_scalar(
     qx: &[u8],
     qy: &[u8],
     scalar: &[u8],
-) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>), CryptoError> {
+) -> Result<SharedSecret, CryptoError> {
     let n = curve.coordinate_size();
     let point = sec1_point(&pad_left(qx, n)?, &pad_left(qy, n)?);
     let bad = |what: &str| CryptoError::InvalidKey(what.to_string());
@@ -97,7 +101,7 @@ pub fn ecc_encapsulate(
     name_alg: HashAlg,
     label: &[u8],
     rng: &mut impl CryptoRngCore,
-) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>), CryptoError> {
+) -> Result<SharedSecret, CryptoError> {
     let scalar = Zeroizing::new(match curve {
         EccCurve::P256 => p256::SecretKey::random(rng).to_bytes().to_vec(),
         EccCurve::P384 => p384::SecretKey::random(rng).to_bytes().to_vec(),
@@ -116,7 +120,7 @@ pub fn ecc_encapsulate_with_scalar(
     name_alg: HashAlg,
     label: &[u8],
     scalar: &[u8],
-) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>, Vec<u8>), CryptoError> {
+) -> Result<SharedSecret, CryptoError> {
     let (z, ex, ey) = ecdh_with_scalar(curve, qx, qy, scalar)?;
     let qx_full = pad_left(qx, curve.coordinate_size())?;
     let seed = kdfe(
