@@ -34,11 +34,23 @@ fn setup(tcti: &str) -> Setup {
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
     let salt = srk.salt_key().unwrap();
     let mut session = start_session(&mut tpm, &SessionParams::salted_hmac(&salt)).unwrap();
-    let wrapped = create_key(&mut tpm, &srk, &mut session, KeyAlgorithm::Ecc256, b"123456").unwrap();
+    let wrapped = create_key(
+        &mut tpm,
+        &srk,
+        &mut session,
+        KeyAlgorithm::Ecc256,
+        b"123456",
+    )
+    .unwrap();
     let key = load_key(&mut tpm, &srk, &mut session, &wrapped).unwrap();
     let wrapped = create_key(&mut tpm, &srk, &mut session, KeyAlgorithm::Ecc256, b"").unwrap();
     let no_auth_key = load_key(&mut tpm, &srk, &mut session, &wrapped).unwrap();
-    Setup { tpm, session, key, no_auth_key }
+    Setup {
+        tpm,
+        session,
+        key,
+        no_auth_key,
+    }
 }
 
 fn bare_sign(tpm: &mut Tpm, key: &LoadedKey, digest: &[u8]) {
@@ -51,7 +63,8 @@ fn bare_sign(tpm: &mut Tpm, key: &LoadedKey, digest: &[u8]) {
         in_scheme: TpmtScheme::with_hash(TpmAlgId::ECDSA, TpmAlgId::SHA256),
         validation: TpmtTicket::null_hashcheck(),
     };
-    tpm.execute(&cmd, &[&key.name], &mut [tpmkey::Auth::EmptyPassword]).unwrap();
+    tpm.execute(&cmd, &[&key.name], &mut [tpmkey::Auth::EmptyPassword])
+        .unwrap();
 }
 
 fn main() {
@@ -61,10 +74,28 @@ fn main() {
     // Commands per signature, through a counting proxy.
     let proxy = TpmProxy::start(sim.data_port());
     let mut s = setup(&proxy.tcti());
-    sign(&mut s.tpm, &s.key, &mut s.session, b"123456", &digest, TpmAlgId::ECDSA, TpmAlgId::SHA256).unwrap();
+    sign(
+        &mut s.tpm,
+        &s.key,
+        &mut s.session,
+        b"123456",
+        &digest,
+        TpmAlgId::ECDSA,
+        TpmAlgId::SHA256,
+    )
+    .unwrap();
     proxy.clear();
     for _ in 0..10 {
-        sign(&mut s.tpm, &s.key, &mut s.session, b"123456", &digest, TpmAlgId::ECDSA, TpmAlgId::SHA256).unwrap();
+        sign(
+            &mut s.tpm,
+            &s.key,
+            &mut s.session,
+            b"123456",
+            &digest,
+            TpmAlgId::ECDSA,
+            TpmAlgId::SHA256,
+        )
+        .unwrap();
     }
     let per_sig = proxy.command_count() as f64 / 10.0;
     drop(s);
@@ -72,11 +103,29 @@ fn main() {
 
     // Time, straight to swtpm.
     let mut s = setup(&sim.tcti());
-    sign(&mut s.tpm, &s.key, &mut s.session, b"123456", &digest, TpmAlgId::ECDSA, TpmAlgId::SHA256).unwrap();
+    sign(
+        &mut s.tpm,
+        &s.key,
+        &mut s.session,
+        b"123456",
+        &digest,
+        TpmAlgId::ECDSA,
+        TpmAlgId::SHA256,
+    )
+    .unwrap();
     bare_sign(&mut s.tpm, &s.no_auth_key, &digest);
     let t = Instant::now();
     for _ in 0..N {
-        sign(&mut s.tpm, &s.key, &mut s.session, b"123456", &digest, TpmAlgId::ECDSA, TpmAlgId::SHA256).unwrap();
+        sign(
+            &mut s.tpm,
+            &s.key,
+            &mut s.session,
+            b"123456",
+            &digest,
+            TpmAlgId::ECDSA,
+            TpmAlgId::SHA256,
+        )
+        .unwrap();
     }
     let ours = t.elapsed().as_secs_f64() * 1000.0 / f64::from(N);
     let t = Instant::now();
