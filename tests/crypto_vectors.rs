@@ -80,6 +80,17 @@ fn kdfe_go_tpm_vectors() {
 }
 
 #[test]
+fn legacy_kdf_go_tpm_vectors() {
+    let vs = load("legacy_kdf.json");
+    assert_eq!(vs.len(), 15);
+    for v in &vs {
+        let f = if v["kind"] == "KDFa" { kdfa } else { kdfe };
+        let out = f(alg(v, "hash_alg"), &h(v, "key"), v["label"].as_str().unwrap().as_bytes(), &h(v, "context_u"), &h(v, "context_v"), v["bits"].as_u64().unwrap() as u32);
+        assert_eq!(hex::encode(&*out), v["result"].as_str().unwrap(), "{} {}", v["kind"], v["label"]);
+    }
+}
+
+#[test]
 fn ecc_secret_sharing_go_tpm_vectors() {
     let vs = load("ecc_encaps.json");
     assert_eq!(vs.len(), 63);
