@@ -8,7 +8,9 @@ use tpm_commands::structures::{PublicParams, TpmtPublic};
 use tpmkey::crypto::hash::HashAlg;
 use tpmkey::crypto::kdf::{kdfa, kdfe};
 use tpmkey::crypto::param::{cfb_decrypt, cfb_encrypt, xor_obfuscate};
-use tpmkey::crypto::secret::{ecc_encapsulate_with_scalar, ecc_point_bytes, EccCurve};
+use tpmkey::crypto::secret::{
+    ecc_encapsulate_with_scalar, ecc_point_bytes, rsa_encapsulate_with_seed, EccCurve,
+};
 use tpmkey::crypto::session as sc;
 
 fn load(name: &str) -> Vec<Value> {
@@ -85,8 +87,21 @@ fn legacy_kdf_go_tpm_vectors() {
     assert_eq!(vs.len(), 15);
     for v in &vs {
         let f = if v["kind"] == "KDFa" { kdfa } else { kdfe };
-        let out = f(alg(v, "hash_alg"), &h(v, "key"), v["label"].as_str().unwrap().as_bytes(), &h(v, "context_u"), &h(v, "context_v"), v["bits"].as_u64().unwrap() as u32);
-        assert_eq!(hex::encode(&*out), v["result"].as_str().unwrap(), "{} {}", v["kind"], v["label"]);
+        let out = f(
+            alg(v, "hash_alg"),
+            &h(v, "key"),
+            v["label"].as_str().unwrap().as_bytes(),
+            &h(v, "context_u"),
+            &h(v, "context_v"),
+            v["bits"].as_u64().unwrap() as u32,
+        );
+        assert_eq!(
+            hex::encode(&*out),
+            v["result"].as_str().unwrap(),
+            "{} {}",
+            v["kind"],
+            v["label"]
+        );
     }
 }
 
@@ -124,6 +139,36 @@ fn ecc_secret_sharing_go_tpm_vectors() {
             hex::encode(ecc_point_bytes(&ex, &ey)),
             v["ciphertext"].as_str().unwrap(),
             "{} ciphertext",
+            v["name"]
+        );
+    }
+}
+
+#[test]
+fn rsa_secret_sharing_go_tpm_vectors() {
+    let vs = load("rsa_encaps.json");
+    assert_eq!(vs.len(), 100);
+    for v in &vs {
+        let public = TpmtPublic::from_bytes(&h(v, "public_key")).expect("TPMT_PUBLIC");
+        let PublicParams::Rsa { parms, unique } = &public.params else {
+            panic!("not RSA")
+        };
+        let oaep = parms.scheme.hash().map_or(public.name_alg.0, |h| h.0);
+        let mut label = v["label"].as_str().unwrap().as_bytes().to_vec();
+        label.push(0);
+        let ct = rsa_encapsulate_with_seed(
+            unique.as_bytes(),
+            parms.exponent,
+            HashAlg::from_alg_id(oaep).unwrap(),
+            &label,
+            &h(v, "secret"),
+            &h(v, "oaep_seed"),
+        )
+        .unwrap();
+        assert_eq!(
+            hex::encode(ct),
+            v["ciphertext"].as_str().unwrap(),
+            "{}",
             v["name"]
         );
     }

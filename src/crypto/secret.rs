@@ -2,7 +2,6 @@
 //! salt ("SECRET") or an import seed ("DUPLICATE") to a TPM public key.
 
 use rand_core::CryptoRngCore;
-use rsa::traits::PublicKeyParts;
 use zeroize::Zeroizing;
 
 use super::hash::HashAlg;
@@ -145,12 +144,95 @@ pub fn ecc_point_bytes(x: &[u8], y: &[u8]) -> Vec<u8> {
     v
 }
 
-/// RSA secret sharing (Part 1 B.10.3): RSAES-OAEP of `secret` with `oaep_hash` for
-/// both the digest and MGF1, and `label` (NUL included, e.g. `b"SECRET\0"`).
-/// `exponent` 0 means 65537.
+/// MGF1 (RFC 8017 §B.2.1) with `hash`.
+fn mgf1(hash: HashAlg, seed: &[u8], len: usize) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(len + hash.digest_size()));
+    let mut counter: u32 = 0;
+    while out.len() < len {
+        out.extend_from_slice(&hash.hash(&[seed, &counter.to_be_bytes()]));
+        counter += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// EME-OAEP encoding (RFC 8017 §7.1.1 step 2) with a given seed of hLen bytes:
+/// EM = 0x00 || maskedSeed || maskedDB, for a modulus of `k` bytes.
 ///
 /// # Errors
-/// A modulus or exponent the rsa crate refuses, a secret too long.
+/// A message too long for the modulus, or a seed of the wrong size.
+pub fn oaep_encode(
+    hash: HashAlg,
+    label: &[u8],
+    message: &[u8],
+    k: usize,
+    seed: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let h_len = hash.digest_size();
+    if seed.len() != h_len {
+        return Err(CryptoError::InvalidKey(
+            "OAEP seed must be one digest long".into(),
+        ));
+    }
+    if k < 2 * h_len + 2 || message.len() > k - 2 * h_len - 2 {
+        return Err(CryptoError::InvalidKey(
+            "message too long for RSA-OAEP with this modulus".into(),
+        ));
+    }
+    let mut db = Zeroizing::new(Vec::with_capacity(k - h_len - 1));
+    db.extend_from_slice(&hash.hash(&[label]));
+    db.resize(k - message.len() - h_len - 2, 0);
+    db.push(0x01);
+    db.extend_from_slice(message);
+    let db_mask = mgf1(hash, seed, db.len());
+    for (d, m) in db.iter_mut().zip(db_mask.iter()) {
+        *d ^= m;
+    }
+    let mut masked_seed = Zeroizing::new(seed.to_vec());
+    let seed_mask = mgf1(hash, &db, h_len);
+    for (d, m) in masked_seed.iter_mut().zip(seed_mask.iter()) {
+        *d ^= m;
+    }
+    let mut em = Zeroizing::new(Vec::with_capacity(k));
+    em.push(0);
+    em.extend_from_slice(&masked_seed);
+    em.extend_from_slice(&db);
+    Ok(em)
+}
+
+/// RSA secret sharing (Part 1 B.10.3) with a given OAEP seed (for vectors):
+/// RSAES-OAEP of `secret` with `oaep_hash` for both the label digest and MGF1, and
+/// `label` (NUL included, e.g. `b"SECRET\0"`). `exponent` 0 means 65537.
+///
+/// # Errors
+/// A modulus under 1024 bits or over 8192, a secret too long.
+pub fn rsa_encapsulate_with_seed(
+    modulus: &[u8],
+    exponent: u32,
+    oaep_hash: HashAlg,
+    label: &[u8],
+    secret: &[u8],
+    oaep_seed: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let e = if exponent == 0 { 65537 } else { exponent };
+    let n = rsa::BigUint::from_bytes_be(modulus);
+    let k = n.bits().div_ceil(8);
+    if !(128..=1024).contains(&k) {
+        return Err(CryptoError::InvalidKey(format!(
+            "RSA modulus of {} bits",
+            n.bits()
+        )));
+    }
+    let em = oaep_encode(oaep_hash, label, secret, k, oaep_seed)?;
+    let c = rsa::BigUint::from_bytes_be(&em).modpow(&rsa::BigUint::from(e), &n);
+    pad_left(&c.to_bytes_be(), k)
+}
+
+/// RSA secret sharing (Part 1 B.10.3): [`rsa_encapsulate_with_seed`] with a fresh
+/// random OAEP seed.
+///
+/// # Errors
+/// As [`rsa_encapsulate_with_seed`].
 pub fn rsa_encapsulate(
     modulus: &[u8],
     exponent: u32,
@@ -159,20 +241,7 @@ pub fn rsa_encapsulate(
     secret: &[u8],
     rng: &mut impl CryptoRngCore,
 ) -> Result<Vec<u8>, CryptoError> {
-    let e = if exponent == 0 { 65537 } else { exponent };
-    let key = rsa::RsaPublicKey::new(rsa::BigUint::from_bytes_be(modulus), rsa::BigUint::from(e))
-        .map_err(|err| CryptoError::InvalidKey(err.to_string()))?;
-    let label = String::from_utf8(label.to_vec())
-        .map_err(|_| CryptoError::InvalidKey("OAEP label is not UTF-8".into()))?;
-    let padding = match oaep_hash {
-        HashAlg::Sha1 => rsa::Oaep::new_with_label::<sha1::Sha1, _>(label),
-        HashAlg::Sha256 => rsa::Oaep::new_with_label::<sha2::Sha256, _>(label),
-        HashAlg::Sha384 => rsa::Oaep::new_with_label::<sha2::Sha384, _>(label),
-        HashAlg::Sha512 => rsa::Oaep::new_with_label::<sha2::Sha512, _>(label),
-    };
-    let ct = key
-        .encrypt(rng, padding, secret)
-        .map_err(|err| CryptoError::InvalidKey(err.to_string()))?;
-    // Left-pad to the modulus size, as the TPM expects.
-    pad_left(&ct, key.size())
+    let mut seed = Zeroizing::new(vec![0u8; oaep_hash.digest_size()]);
+    rng.fill_bytes(&mut seed);
+    rsa_encapsulate_with_seed(modulus, exponent, oaep_hash, label, secret, &seed)
 }
