@@ -116,3 +116,96 @@ fn another_tpms_key_blob_does_not_load_here() {
     let e = load_key(&mut tpm, &srk, &mut s, &wrapped).unwrap_err();
     assert!(e.response_code().is_some(), "{e}");
 }
+
+#[test]
+fn imported_p384_and_rsa_keys_sign_for_their_original_public_keys() {
+    use rsa::traits::{PrivateKeyParts, PublicKeyParts, SignatureScheme};
+    use sha2::Sha384;
+    let sim = Swtpm::start();
+    let proxy = TpmProxy::start(sim.data_port());
+    let mut tpm = Tpm::open(&proxy.tcti().parse().unwrap()).unwrap();
+    let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
+    let mut s = start_session(
+        &mut tpm,
+        &SessionParams::salted_hmac(&srk.salt_key().unwrap()),
+    )
+    .unwrap();
+
+    // P-384.
+    let original = p384::SecretKey::random(&mut rand_core::OsRng);
+    let d384 = original.to_bytes().to_vec();
+    let point = original.public_key().to_encoded_point(false);
+    let key = PrivateKey::Ecc {
+        alg: KeyAlgorithm::Ecc384,
+        d: Zeroizing::new(d384.clone()),
+        x: point.x().unwrap().to_vec(),
+        y: point.y().unwrap().to_vec(),
+    };
+    let wrapped = import_key(&mut tpm, &srk, &mut s, &key, b"p384-pin").unwrap();
+    let loaded = load_key(&mut tpm, &srk, &mut s, &wrapped).unwrap();
+    let digest = Sha384::digest(b"imported p384");
+    let TpmtSignature::Ecc { r, s: sv, .. } = sign(
+        &mut tpm,
+        &loaded,
+        &mut s,
+        b"p384-pin",
+        &digest,
+        TpmAlgId::ECDSA,
+        TpmAlgId::SHA384,
+    )
+    .unwrap() else {
+        panic!()
+    };
+    let sig = p384::ecdsa::Signature::from_scalars(
+        *p384::FieldBytes::from_slice(r.as_bytes()),
+        *p384::FieldBytes::from_slice(sv.as_bytes()),
+    )
+    .unwrap();
+    p384::ecdsa::VerifyingKey::from(original.public_key())
+        .verify_prehash(&digest, &sig)
+        .expect("P-384 signature verifies against the original key");
+    tpm.flush(loaded.handle).unwrap();
+
+    // RSA-2048.
+    let original = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
+    let p = original.primes()[0].to_bytes_be();
+    let key = PrivateKey::Rsa {
+        alg: KeyAlgorithm::Rsa2048,
+        n: original.n().to_bytes_be(),
+        e: original
+            .e()
+            .to_bytes_be()
+            .iter()
+            .fold(0u32, |a, b| (a << 8) | u32::from(*b)),
+        p: Zeroizing::new(p.clone()),
+    };
+    let wrapped = import_key(&mut tpm, &srk, &mut s, &key, b"").unwrap();
+    let PublicParams::Rsa { unique, .. } = &wrapped.public.params else {
+        panic!()
+    };
+    assert_eq!(
+        unique.as_bytes(),
+        original.n().to_bytes_be().as_slice(),
+        "modulus"
+    );
+    let loaded = load_key(&mut tpm, &srk, &mut s, &wrapped).unwrap();
+    let digest = Sha256::digest(b"imported rsa");
+    let TpmtSignature::Rsa { sig, .. } = sign(
+        &mut tpm,
+        &loaded,
+        &mut s,
+        b"",
+        &digest,
+        TpmAlgId::RSASSA,
+        TpmAlgId::SHA256,
+    )
+    .unwrap() else {
+        panic!()
+    };
+    rsa::Pkcs1v15Sign::new::<Sha256>()
+        .verify(&original.to_public_key(), &digest, sig.as_bytes())
+        .expect("RSA signature verifies against the original key");
+    drop(tpm);
+    assert!(!proxy.saw_bytes(&d384[..16]), "P-384 scalar on the wire");
+    assert!(!proxy.saw_bytes(&p[..16]), "RSA prime on the wire");
+}

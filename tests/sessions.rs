@@ -284,3 +284,68 @@ fn another_tpm_fails_the_pinned_srk_check() {
         "{e}"
     );
 }
+
+#[test]
+fn bound_sessions_salted_and_unsalted() {
+    use tpmkey::keys::ops::{seal, unseal};
+    use tpmkey::session::start::BindTo;
+    use tpmkey::session::SessionKind;
+    let sim = Swtpm::start();
+    let proxy = TpmProxy::start(sim.data_port());
+    let mut tpm = open(&proxy.tcti());
+    let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
+    let salt = srk.salt_key().unwrap();
+    let mut s = start_session(&mut tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+    let auth = b"bound-pin-31";
+    let secret = b"bound sealed secret";
+    let sealed = seal(&mut tpm, &srk, &mut s, secret, auth, None).unwrap();
+    let obj = load_key(&mut tpm, &srk, &mut s, &sealed).unwrap();
+    let key = create_key(&mut tpm, &srk, &mut s, KeyAlgorithm::Ecc256, auth).unwrap();
+    let k = load_key(&mut tpm, &srk, &mut s, &key).unwrap();
+    let digest = Sha256::digest(b"bound");
+    for salted in [true, false] {
+        // Bound to the sealed object: its authValue is left out of the HMAC key when
+        // authorizing that object, but kept in the parameter-encryption key; when
+        // authorizing another entity (the signing key), that entity's auth is used.
+        let params = SessionParams {
+            kind: SessionKind::Hmac,
+            hash: tpmkey::crypto::hash::HashAlg::Sha256,
+            salt_key: if salted { Some(&salt) } else { None },
+            bind: Some(BindTo {
+                handle: obj.handle,
+                name: &obj.name,
+                auth,
+            }),
+            aes_bits: Some(128),
+        };
+        let mut b = start_session(&mut tpm, &params).unwrap();
+        assert_eq!(&unseal(&mut tpm, &obj, &mut b, auth).unwrap()[..], secret);
+        let sig = sign(
+            &mut tpm,
+            &k,
+            &mut b,
+            auth,
+            &digest,
+            TpmAlgId::ECDSA,
+            TpmAlgId::SHA256,
+        )
+        .unwrap();
+        verify_p256(&key.public, &digest, &sig);
+        // Tampering is caught on bound sessions too.
+        proxy.set_tamper(Some(Box::new(|_c: &[u8], r: &mut Vec<u8>| {
+            if r.len() > 10 {
+                let n = r.len() - 3;
+                r[n] ^= 0x10;
+            }
+        })));
+        let e = unseal(&mut tpm, &obj, &mut b, auth).unwrap_err();
+        proxy.set_tamper(None);
+        assert!(matches!(e, Error::Integrity { .. }), "{e:?}");
+        tpm.flush_session(&mut b).unwrap();
+    }
+    drop(tpm);
+    // The salted pass keeps everything off the wire. (The unsalted bound session's
+    // keys derive from the authValue, which also never travels in clear.)
+    assert!(!proxy.saw_bytes(secret), "sealed secret on the wire");
+    assert!(!proxy.saw_bytes(auth), "authValue on the wire");
+}
