@@ -280,3 +280,88 @@ fn parameter_encryption_canonical_vectors() {
         assert_eq!(hex::encode(&data), hex::encode(&expected), "{}", v["name"]);
     }
 }
+
+#[test]
+fn import_outer_wrapper_accepted_by_libtpms() {
+    use tpm_commands::buffers::{Tpm2bAuth, Tpm2bDigest, Tpm2bEccPrivate};
+    use tpm_commands::codec::Marshal;
+    use tpm_commands::structures::{SensitiveComposite, Tpm2bSensitive, TpmtSensitive};
+    use tpmkey::crypto::duplicate::outer_wrap;
+    use tpmkey::keys::public::object_name;
+    let vs = load("import_wrapper.json");
+    assert_eq!(vs.len(), 2);
+    for v in &vs {
+        let object = TpmtPublic::from_bytes(&h(v, "object_public")).unwrap();
+        assert_eq!(object_name(&object).unwrap(), h(v, "object_name"));
+        let sensitive = TpmtSensitive {
+            auth_value: Tpm2bAuth::new(v["auth_value"].as_str().unwrap().as_bytes().to_vec())
+                .unwrap(),
+            seed_value: Tpm2bDigest::empty(),
+            sensitive: SensitiveComposite::Ecc(Tpm2bEccPrivate::new(h(v, "ecc_private")).unwrap()),
+        };
+        assert_eq!(
+            Tpm2bSensitive::new(sensitive).to_bytes().unwrap(),
+            h(v, "sensitive_plain")
+        );
+        let parent = TpmtPublic::from_bytes(&h(v, "parent_public")).unwrap();
+        assert_eq!(object_name(&parent).unwrap(), h(v, "parent_name"));
+        let seed = h(v, "seed");
+        match &parent.params {
+            PublicParams::Ecc { unique, .. } => {
+                let (s, ex, ey) = ecc_encapsulate_with_scalar(
+                    EccCurve::P256,
+                    unique.x.as_bytes(),
+                    unique.y.as_bytes(),
+                    HashAlg::Sha256,
+                    b"DUPLICATE",
+                    &h(v, "ephemeral_private"),
+                )
+                .unwrap();
+                assert_eq!(&*s, &seed);
+                assert_eq!(ecc_point_bytes(&ex, &ey), h(v, "in_sym_seed"));
+            }
+            PublicParams::Rsa { parms, unique } => {
+                let ct = rsa_encapsulate_with_seed(
+                    unique.as_bytes(),
+                    parms.exponent,
+                    HashAlg::Sha256,
+                    b"DUPLICATE\0",
+                    &seed,
+                    &h(v, "oaep_seed"),
+                )
+                .unwrap();
+                assert_eq!(ct, h(v, "in_sym_seed"));
+            }
+            _ => panic!("parent type"),
+        }
+        assert_eq!(
+            hex::encode(&*kdfa(
+                HashAlg::Sha256,
+                &seed,
+                b"STORAGE",
+                &h(v, "object_name"),
+                &[],
+                128
+            )),
+            v["sym_key"].as_str().unwrap()
+        );
+        assert_eq!(
+            hex::encode(&*kdfa(HashAlg::Sha256, &seed, b"INTEGRITY", &[], &[], 256)),
+            v["hmac_key"].as_str().unwrap()
+        );
+        let dup = outer_wrap(
+            HashAlg::Sha256,
+            128,
+            &seed,
+            &h(v, "object_name"),
+            &h(v, "sensitive_plain"),
+        )
+        .unwrap();
+        assert_eq!(
+            hex::encode(&dup),
+            v["duplicate"].as_str().unwrap(),
+            "{} parent",
+            v["parent"]
+        );
+    }
+}
