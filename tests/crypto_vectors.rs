@@ -365,3 +365,126 @@ fn import_outer_wrapper_accepted_by_libtpms() {
         );
     }
 }
+
+#[test]
+fn salted_sessions_accepted_by_libtpms() {
+    let vs = load("swtpm_sessions.json");
+    let (mut sessions, mut auths, mut encs) = (0, 0, 0);
+    let sha = HashAlg::Sha256;
+    for v in &vs {
+        match v["kind"].as_str().unwrap() {
+            "session" => {
+                let salt = h(v, "salt");
+                if v["tpm_key_x"].is_string() {
+                    let (s, ex, ey) = ecc_encapsulate_with_scalar(
+                        EccCurve::P256,
+                        &h(v, "tpm_key_x"),
+                        &h(v, "tpm_key_y"),
+                        sha,
+                        b"SECRET",
+                        &h(v, "ephemeral_private"),
+                    )
+                    .unwrap();
+                    assert_eq!(&*s, &salt);
+                    assert_eq!(ecc_point_bytes(&ex, &ey), h(v, "encrypted_salt"));
+                } else {
+                    let ct = rsa_encapsulate_with_seed(
+                        &h(v, "modulus"),
+                        v["exponent"].as_u64().unwrap() as u32,
+                        sha,
+                        b"SECRET\0",
+                        &salt,
+                        &h(v, "oaep_seed"),
+                    )
+                    .unwrap();
+                    assert_eq!(ct, h(v, "encrypted_salt"));
+                }
+                let key = sc::session_key(
+                    sha,
+                    &h(v, "bind_auth"),
+                    &salt,
+                    &h(v, "nonce_tpm"),
+                    &h(v, "nonce_caller"),
+                );
+                assert_eq!(
+                    hex::encode(&*key),
+                    v["session_key"].as_str().unwrap(),
+                    "{}",
+                    v["label"]
+                );
+                sessions += 1;
+            }
+            "auth" => {
+                let attrs = u8::from_str_radix(v["attributes"].as_str().unwrap(), 16).unwrap();
+                let rattrs =
+                    u8::from_str_radix(v["response_attributes"].as_str().unwrap(), 16).unwrap();
+                let key = h(v, "hmac_key");
+                let cmd = sc::command_hmac(
+                    sha,
+                    &key,
+                    &h(v, "cp_hash"),
+                    &h(v, "nonce_caller"),
+                    &h(v, "nonce_tpm"),
+                    None,
+                    None,
+                    attrs,
+                );
+                assert_eq!(
+                    hex::encode(cmd),
+                    v["command_hmac"].as_str().unwrap(),
+                    "{}",
+                    v["step"]
+                );
+                assert!(
+                    sc::verify_response_hmac(
+                        sha,
+                        &key,
+                        &h(v, "rp_hash"),
+                        &h(v, "new_nonce_tpm"),
+                        &h(v, "nonce_caller"),
+                        rattrs,
+                        &h(v, "response_hmac")
+                    ),
+                    "{}",
+                    v["step"]
+                );
+                auths += 1;
+            }
+            "encryption" => {
+                let (mut data, expected) = if v["direction"] == "command" {
+                    (h(v, "plaintext"), h(v, "ciphertext"))
+                } else {
+                    (h(v, "ciphertext"), h(v, "plaintext"))
+                };
+                let value = h(v, "session_value");
+                if v["direction"] == "command" {
+                    cfb_encrypt(
+                        sha,
+                        &value,
+                        &h(v, "nonce_newer"),
+                        &h(v, "nonce_older"),
+                        128,
+                        &mut data,
+                    );
+                } else {
+                    cfb_decrypt(
+                        sha,
+                        &value,
+                        &h(v, "nonce_newer"),
+                        &h(v, "nonce_older"),
+                        128,
+                        &mut data,
+                    );
+                }
+                assert_eq!(hex::encode(&data), hex::encode(&expected), "{}", v["step"]);
+                encs += 1;
+            }
+            k => panic!("{k}"),
+        }
+    }
+    assert_eq!(sessions, 2);
+    assert!(
+        auths >= 4 && encs >= 3,
+        "{auths} auth, {encs} encryption vectors"
+    );
+}

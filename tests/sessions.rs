@@ -349,3 +349,58 @@ fn bound_sessions_salted_and_unsalted() {
     assert!(!proxy.saw_bytes(secret), "sealed secret on the wire");
     assert!(!proxy.saw_bytes(auth), "authValue on the wire");
 }
+
+#[test]
+fn persistent_srk_is_used_when_it_matches_the_template() {
+    use tpm_commands::commands::EvictControl;
+    use tpm_commands::constants::TpmHandle;
+    let sim = Swtpm::start();
+    let mut tpm = open(&sim.tcti());
+    let transient = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
+    assert!(!transient.persistent);
+    let owner = TpmHandle::RH_OWNER.0.to_be_bytes();
+    let evict = EvictControl {
+        auth: TpmHandle::RH_OWNER,
+        object_handle: transient.handle,
+        persistent_handle: TpmHandle::SRK,
+    };
+    tpm.execute(
+        &evict,
+        &[&owner, &transient.name],
+        &mut [Auth::EmptyPassword],
+    )
+    .unwrap();
+    drop(tpm);
+    let mut tpm = open(&sim.tcti());
+    let persistent = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
+    assert!(persistent.persistent);
+    assert_eq!(persistent.handle, TpmHandle::SRK);
+    assert_eq!(
+        persistent.name, transient.name,
+        "same template, same TPM: same key"
+    );
+    persistent.check_pinned(&transient.name).unwrap();
+    // An RSA SRK is asked for: 0x81000001 holds an ECC one, so a transient RSA SRK is made.
+    let rsa = Srk::load(&mut tpm, SrkKind::Rsa).unwrap();
+    assert!(!rsa.persistent);
+    // A salted session to the persistent SRK works.
+    let mut s = start_session(
+        &mut tpm,
+        &SessionParams::salted_hmac(&persistent.salt_key().unwrap()),
+    )
+    .unwrap();
+    s.set_attributes(TpmaSession::CONTINUE_SESSION | TpmaSession::ENCRYPT);
+    tpm.execute(
+        &GetRandom { bytes_requested: 8 },
+        &[],
+        &mut [Auth::Extra(&mut s)],
+    )
+    .unwrap();
+    drop(tpm);
+    let (ok, out, err) = common::run_tpmkey(&sim.tcti(), &["info"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("SRK 0x81000001:    ECC TPM_ECC_NIST_P256"),
+        "{out}"
+    );
+}
