@@ -55,13 +55,32 @@ pub fn create_key(
     alg: KeyAlgorithm,
     auth: &[u8],
 ) -> Result<WrappedKey> {
+    let sensitive = TpmsSensitiveCreate {
+        user_auth: Tpm2bAuth::new(auth.to_vec())?,
+        data: Tpm2bSensitiveData::empty(),
+    };
+    create_under_srk(
+        tpm,
+        srk,
+        session,
+        sensitive,
+        signing_template(alg, auth.is_empty()),
+    )
+}
+
+/// TPM2_Create under the SRK with inSensitive encrypted (`decrypt`): it carries the
+/// new object's authValue and, for sealed objects, the secret.
+fn create_under_srk(
+    tpm: &mut Tpm,
+    srk: &Srk,
+    session: &mut AuthSession,
+    sensitive: TpmsSensitiveCreate,
+    public: TpmtPublic,
+) -> Result<WrappedKey> {
     let cmd = Create {
         parent_handle: srk.handle,
-        in_sensitive: Tpm2bSensitiveCreate::new(TpmsSensitiveCreate {
-            user_auth: Tpm2bAuth::new(auth.to_vec())?,
-            data: Tpm2bSensitiveData::empty(),
-        }),
-        in_public: Tpm2bPublic::new(signing_template(alg, auth.is_empty())),
+        in_sensitive: Tpm2bSensitiveCreate::new(sensitive),
+        in_public: Tpm2bPublic::new(public),
         outside_info: Tpm2bData::empty(),
         creation_pcr: TpmlPcrSelection::default(),
     };
@@ -200,28 +219,11 @@ pub fn seal(
             unique: Tpm2bDigest::empty(),
         },
     };
-    let cmd = Create {
-        parent_handle: srk.handle,
-        in_sensitive: Tpm2bSensitiveCreate::new(TpmsSensitiveCreate {
-            user_auth: Tpm2bAuth::new(auth.to_vec())?,
-            data: Tpm2bSensitiveData::new(secret.to_vec())?,
-        }),
-        in_public: Tpm2bPublic::new(public),
-        outside_info: Tpm2bData::empty(),
-        creation_pcr: TpmlPcrSelection::default(),
+    let sensitive = TpmsSensitiveCreate {
+        user_auth: Tpm2bAuth::new(auth.to_vec())?,
+        data: Tpm2bSensitiveData::new(secret.to_vec())?,
     };
-    with_attrs(session, TpmaSession::DECRYPT);
-    let rsp = tpm.execute(&cmd, &[&srk.name], &mut [Auth::Session(session, &[])]);
-    with_attrs(session, TpmaSession::empty());
-    let rsp = rsp?;
-    let public = rsp.out_public.0.ok_or(Error::Integrity {
-        cc: tpm_commands::constants::TpmCc::CREATE,
-        what: "no public area",
-    })?;
-    Ok(WrappedKey {
-        private: rsp.out_private,
-        public,
-    })
+    create_under_srk(tpm, srk, session, sensitive, public)
 }
 
 /// Unseals a loaded sealed object through `session` (HMAC or satisfied policy
