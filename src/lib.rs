@@ -16,6 +16,7 @@ pub mod info;
 pub mod keys;
 pub mod random;
 pub mod session;
+pub mod store;
 pub mod tcti;
 pub mod tpm;
 pub mod transport;

@@ -1,0 +1,435 @@
+//! The key store: one directory (`TPMKEY_STORE`, else `$XDG_DATA_HOME/tpmkey`, else
+//! `~/.local/share/tpmkey`) holding only public data and TPM-wrapped blobs.
+//!
+//! Layout (format version 1, JSON, hex for binary):
+//! - `store.json`: `{ "version": 1, "srk": { "kind": "ecc"|"rsa", "name": hex } }`,
+//!   the SRK whose Name every key was made under (pinned).
+//! - `tokens/<label>/token.json`: one token.
+//! - `tokens/<label>/keys/<id hex>.json`: one key per file, so processes adding keys
+//!   at the same time never overwrite each other's entries.
+//! - `lock`: `flock` target serializing every change between processes.
+//!
+//! Directories are 0700, files 0600. Every write is a temp file, fsync, rename,
+//! fsync of the directory. A store written by a newer format is refused, never
+//! rewritten. A corrupt file gives an error naming it and does not hide the rest.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// The format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Store errors, each naming the file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// I/O on a store path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A file that does not parse.
+    #[error(
+        "{path}: corrupt or truncated store file ({reason}); move it away to continue without it"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Written by a newer tpmkey.
+    #[error("{path}: written by a newer tpmkey (store format {found}, this one reads {FORMAT_VERSION}); upgrade tpmkey, the store is left untouched")]
+    TooNew {
+        /// The file.
+        path: PathBuf,
+        /// Its version.
+        found: u32,
+    },
+    /// No home directory to put the default store in.
+    #[error("no store location: set TPMKEY_STORE, XDG_DATA_HOME or HOME")]
+    NoLocation,
+    /// A name that cannot be a token label or key id.
+    #[error("invalid {what} {value:?}: use 1-64 letters, digits, '.', '_' or '-'")]
+    BadName {
+        /// "token label", …
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Checks a token label or key file name: no path separators, no dot files.
+pub fn check_name(what: &'static str, value: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && !value.starts_with('.')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::BadName {
+            what,
+            value: value.to_string(),
+        })
+    }
+}
+
+/// The pinned SRK.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SrkRecord {
+    /// "ecc" or "rsa".
+    pub kind: String,
+    /// Its Name, hex.
+    pub name: String,
+}
+
+/// `store.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRecord {
+    /// Format version.
+    pub version: u32,
+    /// The pinned SRK, once `init` ran.
+    pub srk: Option<SrkRecord>,
+}
+
+/// A TPM-wrapped object (private and public areas, hex).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrappedRecord {
+    /// TPM2B_PRIVATE contents, hex.
+    pub private: String,
+    /// TPMT_PUBLIC, hex.
+    pub public: String,
+}
+
+/// `tokens/<label>/token.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Format version.
+    pub version: u32,
+    /// The label.
+    pub label: String,
+    /// A token with no PIN: its keys need no login.
+    pub no_pin: bool,
+    /// The token secret sealed under the user PIN.
+    pub user_seal: Option<WrappedRecord>,
+    /// The token secret sealed under the SO PIN.
+    pub so_seal: Option<WrappedRecord>,
+    /// Creation time, seconds since the epoch.
+    pub created: u64,
+}
+
+/// `tokens/<label>/keys/<id>.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// Format version.
+    pub version: u32,
+    /// The label.
+    pub label: String,
+    /// The key id (CKA_ID), hex.
+    pub id: String,
+    /// "ecc256", "rsa2048", …
+    pub algorithm: String,
+    /// The TPM-wrapped key.
+    pub blob: WrappedRecord,
+    /// True when the key was imported rather than made by the TPM.
+    pub imported: bool,
+    /// Creation time, seconds since the epoch.
+    pub created: u64,
+}
+
+/// An open store directory.
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// A held exclusive lock on the store; released on drop.
+pub struct StoreLock {
+    _lock: nix::fcntl::Flock<File>,
+}
+
+impl Store {
+    /// The store location from the environment.
+    ///
+    /// # Errors
+    /// No variable to derive it from.
+    pub fn default_path() -> Result<PathBuf> {
+        if let Some(p) = std::env::var_os("TPMKEY_STORE").filter(|v| !v.is_empty()) {
+            return Ok(PathBuf::from(p));
+        }
+        if let Some(p) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+            return Ok(PathBuf::from(p).join("tpmkey"));
+        }
+        std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .map(|h| PathBuf::from(h).join(".local/share/tpmkey"))
+            .ok_or(StoreError::NoLocation)
+    }
+
+    /// Opens (creating with mode 0700 if needed) the store at `root`.
+    ///
+    /// # Errors
+    /// I/O errors; a `store.json` that is corrupt or too new.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
+        let root = root.into();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(root.join("tokens"))
+            .map_err(io(&root))?;
+        let store = Store { root };
+        if store.record_path().exists() {
+            store.read_record()?;
+        }
+        Ok(store)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn record_path(&self) -> PathBuf {
+        self.root.join("store.json")
+    }
+
+    fn token_dir(&self, label: &str) -> PathBuf {
+        self.root.join("tokens").join(label)
+    }
+
+    /// Takes the store's exclusive lock (blocking), serializing changes between
+    /// processes.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn lock(&self) -> Result<StoreLock> {
+        let path = self.root.join("lock");
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(io(&path))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map(|lock| StoreLock { _lock: lock })
+            .map_err(|(_, e)| StoreError::Io {
+                path,
+                source: e.into(),
+            })
+    }
+
+    /// Reads `store.json` (a fresh store if there is none).
+    ///
+    /// # Errors
+    /// Corrupt or too new.
+    pub fn read_record(&self) -> Result<StoreRecord> {
+        let path = self.record_path();
+        if !path.exists() {
+            return Ok(StoreRecord {
+                version: FORMAT_VERSION,
+                srk: None,
+            });
+        }
+        read_versioned(&path, |r: &StoreRecord| r.version)
+    }
+
+    /// Writes `store.json` atomically.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn write_record(&self, r: &StoreRecord) -> Result<()> {
+        write_atomic(&self.record_path(), r)
+    }
+
+    /// The labels of all tokens (directory names), sorted.
+    ///
+    /// # Errors
+    /// I/O errors on the tokens directory.
+    pub fn token_labels(&self) -> Result<Vec<String>> {
+        let dir = self.root.join("tokens");
+        let mut v: Vec<String> = fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| check_name("token label", n).is_ok())
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// Reads one token.
+    ///
+    /// # Errors
+    /// Missing, corrupt or too new.
+    pub fn read_token(&self, label: &str) -> Result<TokenRecord> {
+        check_name("token label", label)?;
+        read_versioned(
+            &self.token_dir(label).join("token.json"),
+            |r: &TokenRecord| r.version,
+        )
+    }
+
+    /// Writes a token atomically (creating its directories).
+    ///
+    /// # Errors
+    /// Bad label, I/O errors.
+    pub fn write_token(&self, t: &TokenRecord) -> Result<()> {
+        check_name("token label", &t.label)?;
+        let dir = self.token_dir(&t.label);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir.join("keys"))
+            .map_err(io(&dir))?;
+        write_atomic(&dir.join("token.json"), t)
+    }
+
+    /// Removes a token and its keys.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn remove_token(&self, label: &str) -> Result<()> {
+        check_name("token label", label)?;
+        let dir = self.token_dir(label);
+        fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        sync_dir(&self.root.join("tokens"))
+    }
+
+    /// Reads every key of a token; a corrupt key file is reported in the second
+    /// list without hiding the others.
+    ///
+    /// # Errors
+    /// I/O errors on the keys directory.
+    pub fn read_keys(&self, label: &str) -> Result<(Vec<KeyRecord>, Vec<StoreError>)> {
+        check_name("token label", label)?;
+        let dir = self.token_dir(label).join("keys");
+        let mut keys = Vec::new();
+        let mut bad = Vec::new();
+        let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
+            .map_err(io(&dir))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            match read_versioned(&p, |r: &KeyRecord| r.version) {
+                Ok(k) => keys.push(k),
+                Err(e) => bad.push(e),
+            }
+        }
+        Ok((keys, bad))
+    }
+
+    /// Writes a key atomically.
+    ///
+    /// # Errors
+    /// Bad names, I/O errors.
+    pub fn write_key(&self, token: &str, k: &KeyRecord) -> Result<()> {
+        check_name("token label", token)?;
+        check_name("key id", &k.id)?;
+        write_atomic(
+            &self
+                .token_dir(token)
+                .join("keys")
+                .join(format!("{}.json", k.id)),
+            k,
+        )
+    }
+
+    /// Removes a key.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn remove_key(&self, token: &str, id: &str) -> Result<()> {
+        check_name("token label", token)?;
+        check_name("key id", id)?;
+        let dir = self.token_dir(token).join("keys");
+        let p = dir.join(format!("{id}.json"));
+        fs::remove_file(&p).map_err(io(&p))?;
+        sync_dir(&dir)
+    }
+}
+
+fn read_versioned<T: DeserializeOwned>(path: &Path, version: impl Fn(&T) -> u32) -> Result<T> {
+    let text = fs::read(path).map_err(io(path))?;
+    // Look at the version first, so a newer format is named as such even when the
+    // rest of it does not parse with this build's types.
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
+        if let Some(found) = v.get("version").and_then(serde_json::Value::as_u64) {
+            if found > u64::from(FORMAT_VERSION) {
+                return Err(StoreError::TooNew {
+                    path: path.to_path_buf(),
+                    found: u32::try_from(found).unwrap_or(u32::MAX),
+                });
+            }
+        }
+    }
+    let value: T = serde_json::from_slice(&text).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    if version(&value) != FORMAT_VERSION {
+        return Err(StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("unknown format version {}", version(&value)),
+        });
+    }
+    Ok(value)
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+/// Writes `value` as JSON to `path` atomically: a 0600 temp file in the same
+/// directory, fsync, rename over `path`, fsync the directory.
+fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let dir = path.parent().ok_or(StoreError::NoLocation)?;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    bytes.push(b'\n');
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("x");
+    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+    let mut f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io(&tmp))?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(io(&tmp))?;
+    f.write_all(&bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(io(&tmp))?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(io(path))?;
+    sync_dir(dir)
+}
