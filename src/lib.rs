@@ -18,6 +18,7 @@ pub mod random;
 pub mod session;
 pub mod store;
 pub mod tcti;
+pub mod token;
 pub mod tpm;
 pub mod transport;
 
