@@ -53,6 +53,9 @@ pub enum Error {
     /// The TPM is not the one the keys belong to (pinned SRK Name mismatch).
     #[error("{0}")]
     WrongTpm(String),
+    /// The key store.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 impl Error {

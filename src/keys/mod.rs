@@ -4,4 +4,5 @@ pub mod import;
 pub mod ops;
 pub mod public;
 pub mod srk;
+pub mod sshpub;
 pub mod templates;

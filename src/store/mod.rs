@@ -433,3 +433,30 @@ fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     fs::rename(&tmp, path).map_err(io(path))?;
     sync_dir(dir)
 }
+
+/// Lower-case hex.
+pub fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Parses hex from a store file.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming `path` for anything that is not even-length hex.
+pub fn from_hex(s: &str, path: &Path) -> Result<Vec<u8>> {
+    let bad = || StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: "bad hex".into(),
+    };
+    if s.len() % 2 != 0 {
+        return Err(bad());
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| {
+            s.get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(bad)
+        })
+        .collect()
+}

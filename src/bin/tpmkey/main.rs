@@ -1,10 +1,17 @@
 //! `tpmkey`: keep SSH and signing keys inside the TPM.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tpmkey::app::{parse_algorithm, App};
+use tpmkey::keys::templates::SrkKind;
+use tpmkey::tcti::Tcti;
 
 mod cmd_info;
+mod pin;
+
+use pin::{read_pin, PinSource};
 
 /// Keep SSH and signing keys inside the TPM.
 #[derive(Parser)]
@@ -13,6 +20,9 @@ struct Cli {
     /// TPM to use, as a TCTI string (default: $TPMKEY_TCTI, $TPM2TOOLS_TCTI, device:/dev/tpmrm0).
     #[arg(long, short = 'T', global = true, value_name = "TCTI")]
     tcti: Option<String>,
+    /// Key store directory (default: $TPMKEY_STORE, $XDG_DATA_HOME/tpmkey, ~/.local/share/tpmkey).
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -30,37 +40,284 @@ enum Command {
         /// How many bytes.
         n: usize,
     },
+    /// Set up the key store for this TPM: find or derive the storage root key and pin it.
+    Init {
+        /// Storage root key type.
+        #[arg(long, value_parser = ["ecc", "rsa"], default_value = "ecc")]
+        srk: String,
+    },
+    /// Tokens: groups of keys sharing a user PIN and an SO PIN.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Keys.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Print authorized_keys lines for the keys (comment = key label).
+    SshPubkey {
+        /// Only this token.
+        #[arg(long)]
+        token: Option<String>,
+        /// Only this key.
+        #[arg(long)]
+        label: Option<String>,
+    },
 }
 
-fn open_tpm(tcti: &Option<String>) -> Result<tpmkey::Tpm, tpmkey::Error> {
-    match tcti {
-        Some(s) => {
-            let t: tpmkey::tcti::Tcti = s
-                .parse()
-                .map_err(|e: tpmkey::tcti::TctiError| tpmkey::Error::Usage(e.to_string()))?;
-            tpmkey::Tpm::open(&t)
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Add a token.
+    Add {
+        /// Its label.
+        #[arg(long)]
+        label: String,
+        /// User PIN (prompted for when absent).
+        #[arg(long)]
+        userpin: Option<String>,
+        /// Security officer PIN, to reset the user PIN (prompted for when absent).
+        #[arg(long)]
+        sopin: Option<String>,
+        /// No PIN: keys are used with no login at all.
+        #[arg(long, conflicts_with_all = ["userpin", "sopin"])]
+        no_pin: bool,
+    },
+    /// List tokens.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a token and its keys.
+    Rm {
+        /// Its label.
+        #[arg(long)]
+        label: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCmd {
+    /// Make a key inside the TPM.
+    Add {
+        /// The token.
+        #[arg(long)]
+        token: String,
+        /// The key's label.
+        #[arg(long)]
+        label: String,
+        /// ecc256, ecc384, rsa2048, rsa3072 or rsa4096.
+        #[arg(long, default_value = "ecc256")]
+        algorithm: String,
+        /// The token's user PIN (prompted for when needed and absent).
+        #[arg(long)]
+        userpin: Option<String>,
+        /// Read the user PIN from the first line of this file.
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
+    },
+    /// List keys.
+    List {
+        /// Only this token.
+        #[arg(long)]
+        token: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a key.
+    Rm {
+        /// The token.
+        #[arg(long)]
+        token: String,
+        /// The key's label.
+        #[arg(long)]
+        label: String,
+    },
+}
+
+fn tcti(cli: &Cli) -> Result<Tcti, tpmkey::Error> {
+    match &cli.tcti {
+        Some(s) => s
+            .parse()
+            .map_err(|e: tpmkey::tcti::TctiError| tpmkey::Error::Usage(e.to_string())),
+        None => Tcti::from_env().map_err(|e| tpmkey::Error::Usage(e.to_string())),
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), String> {
+    let e = |e: tpmkey::Error| e.to_string();
+    let app = || -> Result<App, String> {
+        App::open(cli.store.clone(), tcti(cli).map_err(e)?).map_err(e)
+    };
+    match &cli.command {
+        Command::Info { json } => {
+            let mut tpm = tpmkey::Tpm::open(&tcti(cli).map_err(e)?).map_err(e)?;
+            cmd_info::run(&mut tpm, *json).map_err(e)
         }
-        None => tpmkey::Tpm::from_env(),
+        Command::Random { n } => {
+            let mut tpm = tpmkey::Tpm::open(&tcti(cli).map_err(e)?).map_err(e)?;
+            let bytes = tpmkey::random::get_random(&mut tpm, *n).map_err(e)?;
+            println!("{}", tpmkey::store::to_hex(&bytes));
+            Ok(())
+        }
+        Command::Init { srk } => {
+            let kind = if srk == "rsa" {
+                SrkKind::Rsa
+            } else {
+                SrkKind::Ecc
+            };
+            let r = app()?.init(kind).map_err(e)?;
+            let what = if r.persistent {
+                "persistent SRK at 0x81000001"
+            } else {
+                "transient SRK derived from the standard template"
+            };
+            if r.already {
+                println!("already initialized; {what}, Name {}", r.name);
+            } else {
+                println!("initialized; {what}, Name {} (pinned)", r.name);
+            }
+            Ok(())
+        }
+        Command::Token(TokenCmd::Add {
+            label,
+            userpin,
+            sopin,
+            no_pin,
+        }) => {
+            let app = app()?;
+            if *no_pin {
+                app.token_add(label, None).map_err(e)?;
+            } else {
+                let user = read_pin(&PinSource {
+                    arg: userpin.as_deref(),
+                    file: None,
+                    env: "TPMKEY_PIN",
+                    prompt: "New user PIN: ",
+                })?;
+                let so = read_pin(&PinSource {
+                    arg: sopin.as_deref(),
+                    file: None,
+                    env: "TPMKEY_SOPIN",
+                    prompt: "New SO PIN: ",
+                })?;
+                app.token_add(label, Some((&user, &so))).map_err(e)?;
+            }
+            println!("token {label} added");
+            Ok(())
+        }
+        Command::Token(TokenCmd::List { json }) => {
+            let app = app()?;
+            let mut rows = Vec::new();
+            for l in app.store.token_labels().map_err(|x| x.to_string())? {
+                match app.store.read_token(&l) {
+                    Ok(t) => {
+                        let n = app.store.read_keys(&l).map(|(k, _)| k.len()).unwrap_or(0);
+                        rows.push((t.label, t.no_pin, n));
+                    }
+                    Err(err) => eprintln!("tpmkey: {err}"),
+                }
+            }
+            if *json {
+                let v: Vec<_> = rows
+                    .iter()
+                    .map(|(l, np, n)| serde_json::json!({"label": l, "pin": !np, "keys": n}))
+                    .collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                for (l, np, n) in rows {
+                    println!(
+                        "{l}\t{}\t{n} key(s)",
+                        if np { "no PIN" } else { "user PIN + SO PIN" }
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Token(TokenCmd::Rm { label }) => {
+            let app = app()?;
+            let _lock = app.store.lock().map_err(|x| x.to_string())?;
+            app.store.read_token(label).map_err(|x| x.to_string())?;
+            app.store.remove_token(label).map_err(|x| x.to_string())?;
+            println!("token {label} removed");
+            Ok(())
+        }
+        Command::Key(KeyCmd::Add {
+            token,
+            label,
+            algorithm,
+            userpin,
+            pin_file,
+        }) => {
+            let app = app()?;
+            let alg = parse_algorithm(algorithm).map_err(e)?;
+            let t = app.store.read_token(token).map_err(|x| x.to_string())?;
+            let pin = if t.no_pin {
+                zeroize::Zeroizing::new(Vec::new())
+            } else {
+                read_pin(&PinSource {
+                    arg: userpin.as_deref(),
+                    file: pin_file.as_deref(),
+                    env: "TPMKEY_PIN",
+                    prompt: "User PIN: ",
+                })?
+            };
+            let k = app.key_add(token, label, alg, &pin).map_err(e)?;
+            println!(
+                "key {label} ({}) added to token {token}, id {}",
+                k.algorithm, k.id
+            );
+            Ok(())
+        }
+        Command::Key(KeyCmd::List { token, json }) => {
+            let (keys, bad) = app()?.key_list(token.as_deref()).map_err(e)?;
+            for b in bad {
+                eprintln!("tpmkey: {b}");
+            }
+            if *json {
+                let v: Vec<_> = keys.iter().map(|(t, k)| serde_json::json!({"token": t, "label": k.label, "id": k.id, "algorithm": k.algorithm, "imported": k.imported, "created": k.created})).collect();
+                println!("{}", serde_json::Value::Array(v));
+            } else {
+                for (t, k) in keys {
+                    println!("{t}\t{}\t{}\tid {}", k.label, k.algorithm, k.id);
+                }
+            }
+            Ok(())
+        }
+        Command::Key(KeyCmd::Rm { token, label }) => {
+            let app = app()?;
+            let _lock = app.store.lock().map_err(|x| x.to_string())?;
+            let (keys, _) = app.store.read_keys(token).map_err(|x| x.to_string())?;
+            let k = keys
+                .iter()
+                .find(|k| &k.label == label)
+                .ok_or_else(|| format!("token {token:?} has no key labelled {label:?}"))?;
+            app.store
+                .remove_key(token, &k.id)
+                .map_err(|x| x.to_string())?;
+            println!("key {label} removed from token {token}");
+            Ok(())
+        }
+        Command::SshPubkey { token, label } => {
+            let lines = app()?
+                .ssh_pubkeys(token.as_deref(), label.as_deref())
+                .map_err(e)?;
+            if lines.is_empty() {
+                return Err("no keys match; add one with `tpmkey key add`".into());
+            }
+            for l in lines {
+                println!("{l}");
+            }
+            Ok(())
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Info { json } => {
-            open_tpm(&cli.tcti).and_then(|mut tpm| cmd_info::run(&mut tpm, *json))
-        }
-        Command::Random { n } => open_tpm(&cli.tcti).and_then(|mut tpm| {
-            let bytes = tpmkey::random::get_random(&mut tpm, *n)?;
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            println!("{hex}");
-            Ok(())
-        }),
-    };
-    match result {
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tpmkey: {e}");
+        Err(msg) => {
+            eprintln!("tpmkey: {msg}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,353 @@
+//! What the `tpmkey` commands do, as library calls (the CLI parses arguments and
+//! prints; the PKCS#11 module will call the same functions).
+
+use std::path::PathBuf;
+
+use rand_core::{OsRng, RngCore};
+use tpm_commands::buffers::Tpm2bPrivate;
+use tpm_commands::codec::{Marshal, Unmarshal};
+use tpm_commands::structures::TpmtPublic;
+
+use crate::error::{Error, Result};
+use crate::keys::ops::{create_key, WrappedKey};
+use crate::keys::srk::Srk;
+use crate::keys::sshpub::authorized_keys_line;
+use crate::keys::templates::{KeyAlgorithm, SrkKind};
+use crate::session::start::{start_session, SessionParams};
+use crate::session::AuthSession;
+use crate::store::{
+    from_hex, to_hex, KeyRecord, SrkRecord, Store, StoreRecord, TokenRecord, WrappedRecord,
+    FORMAT_VERSION,
+};
+use crate::tcti::Tcti;
+use crate::token;
+use crate::tpm::Tpm;
+
+/// The `--algorithm` names, as tpm2_ptool spells them.
+pub fn parse_algorithm(s: &str) -> Result<KeyAlgorithm> {
+    Ok(match s {
+        "ecc256" => KeyAlgorithm::Ecc256,
+        "ecc384" => KeyAlgorithm::Ecc384,
+        "rsa2048" => KeyAlgorithm::Rsa2048,
+        "rsa3072" => KeyAlgorithm::Rsa3072,
+        "rsa4096" => KeyAlgorithm::Rsa4096,
+        _ => {
+            return Err(Error::Usage(format!(
+                "unknown algorithm {s:?}: use ecc256, ecc384, rsa2048, rsa3072 or rsa4096"
+            )))
+        }
+    })
+}
+
+/// The name of an algorithm.
+pub fn algorithm_name(a: KeyAlgorithm) -> &'static str {
+    match a {
+        KeyAlgorithm::Ecc256 => "ecc256",
+        KeyAlgorithm::Ecc384 => "ecc384",
+        KeyAlgorithm::Rsa2048 => "rsa2048",
+        KeyAlgorithm::Rsa3072 => "rsa3072",
+        KeyAlgorithm::Rsa4096 => "rsa4096",
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn wrap_record(w: &WrappedKey) -> Result<WrappedRecord> {
+    Ok(WrappedRecord {
+        private: to_hex(w.private.as_bytes()),
+        public: to_hex(&w.public.to_bytes()?),
+    })
+}
+
+/// Reads a wrapped object back from its record (`path` names the file in errors).
+///
+/// # Errors
+/// Corrupt hex or areas.
+pub fn unwrap_record(r: &WrappedRecord, path: &std::path::Path) -> Result<WrappedKey> {
+    let corrupt = |reason: String| {
+        Error::Store(crate::store::StoreError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        })
+    };
+    let private =
+        Tpm2bPrivate::new(from_hex(&r.private, path)?).map_err(|e| corrupt(e.to_string()))?;
+    let public =
+        TpmtPublic::from_bytes(&from_hex(&r.public, path)?).map_err(|e| corrupt(e.to_string()))?;
+    Ok(WrappedKey { private, public })
+}
+
+/// Keys with their token labels, and the key files that could not be read.
+pub type KeyListing = (Vec<(String, KeyRecord)>, Vec<crate::store::StoreError>);
+
+/// What `init` found.
+#[derive(Clone, Debug)]
+pub struct InitReport {
+    /// The SRK came from 0x81000001.
+    pub persistent: bool,
+    /// Its Name, hex.
+    pub name: String,
+    /// The store was already initialized (same SRK).
+    pub already: bool,
+}
+
+/// A connection ready for secret-bearing commands.
+pub struct Connected {
+    /// The TPM.
+    pub tpm: Tpm,
+    /// The pinned SRK.
+    pub srk: Srk,
+    /// A salted HMAC session to it.
+    pub session: AuthSession,
+}
+
+/// The store plus where the TPM is.
+pub struct App {
+    /// The key store.
+    pub store: Store,
+    /// The TPM.
+    pub tcti: Tcti,
+}
+
+impl App {
+    /// Opens the store at `store` (or the default location) for the TPM at `tcti`.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn open(store: Option<PathBuf>, tcti: Tcti) -> Result<App> {
+        let path = match store {
+            Some(p) => p,
+            None => Store::default_path()?,
+        };
+        Ok(App {
+            store: Store::open(path)?,
+            tcti,
+        })
+    }
+
+    fn srk_kind(rec: &SrkRecord) -> SrkKind {
+        if rec.kind == "rsa" {
+            SrkKind::Rsa
+        } else {
+            SrkKind::Ecc
+        }
+    }
+
+    /// `tpmkey init`: finds or derives the SRK and pins its Name (idempotent).
+    ///
+    /// # Errors
+    /// TPM errors; a store pinned to another TPM.
+    pub fn init(&self, kind: SrkKind) -> Result<InitReport> {
+        let _lock = self.store.lock()?;
+        let mut rec = self.store.read_record()?;
+        let mut tpm = Tpm::open(&self.tcti)?;
+        if let Some(pinned) = &rec.srk {
+            let srk = Srk::load(&mut tpm, Self::srk_kind(pinned))?;
+            srk.check_pinned(&from_hex(
+                &pinned.name,
+                &self.store.root().join("store.json"),
+            )?)?;
+            return Ok(InitReport {
+                persistent: srk.persistent,
+                name: pinned.name.clone(),
+                already: true,
+            });
+        }
+        let srk = Srk::load(&mut tpm, kind)?;
+        let name = to_hex(&srk.name);
+        rec = StoreRecord {
+            version: FORMAT_VERSION,
+            srk: Some(SrkRecord {
+                kind: if kind == SrkKind::Rsa {
+                    "rsa".into()
+                } else {
+                    "ecc".into()
+                },
+                name: name.clone(),
+            }),
+        };
+        self.store.write_record(&rec)?;
+        Ok(InitReport {
+            persistent: srk.persistent,
+            name,
+            already: false,
+        })
+    }
+
+    /// Opens the TPM, loads the pinned SRK (failing on another TPM) and starts a
+    /// salted session to it.
+    ///
+    /// # Errors
+    /// Not initialized; another TPM; TPM errors.
+    pub fn connect(&self) -> Result<Connected> {
+        let rec = self.store.read_record()?;
+        let pinned = rec.srk.ok_or_else(|| {
+            Error::Usage(format!(
+                "the key store {} is not initialized: run `tpmkey init` first",
+                self.store.root().display()
+            ))
+        })?;
+        let mut tpm = Tpm::open(&self.tcti)?;
+        let srk = Srk::load(&mut tpm, Self::srk_kind(&pinned))?;
+        srk.check_pinned(&from_hex(
+            &pinned.name,
+            &self.store.root().join("store.json"),
+        )?)?;
+        let session = start_session(&mut tpm, &SessionParams::salted_hmac(&srk.salt_key()?))?;
+        Ok(Connected { tpm, srk, session })
+    }
+
+    /// `tpmkey token add`.
+    ///
+    /// # Errors
+    /// An existing label; TPM errors.
+    pub fn token_add(&self, label: &str, pins: Option<(&[u8], &[u8])>) -> Result<()> {
+        crate::store::check_name("token label", label)?;
+        let _lock = self.store.lock()?;
+        if self.store.token_labels()?.iter().any(|l| l == label) {
+            return Err(Error::Usage(format!(
+                "a token labelled {label:?} exists already"
+            )));
+        }
+        let mut c = self.connect()?;
+        let t = token::create_token(&mut c.tpm, &c.srk, &mut c.session, pins)?;
+        let rec = TokenRecord {
+            version: FORMAT_VERSION,
+            label: label.to_string(),
+            no_pin: pins.is_none(),
+            user_seal: Some(wrap_record(&t.user_seal)?),
+            so_seal: t.so_seal.as_ref().map(wrap_record).transpose()?,
+            created: now(),
+        };
+        self.store.write_token(&rec)?;
+        Ok(())
+    }
+
+    /// Unseals a token's secret with the user PIN (ignored for no-PIN tokens).
+    ///
+    /// # Errors
+    /// Wrong PIN, lockout, TPM errors.
+    pub fn token_secret(
+        &self,
+        c: &mut Connected,
+        label: &str,
+        user_pin: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let t = self.store.read_token(label)?;
+        let path = self
+            .store
+            .root()
+            .join("tokens")
+            .join(label)
+            .join("token.json");
+        let seal = t
+            .user_seal
+            .as_ref()
+            .ok_or_else(|| Error::Usage(format!("token {label:?} has no user PIN set")))?;
+        let seal = unwrap_record(seal, &path)?;
+        token::login(
+            &mut c.tpm,
+            &c.srk,
+            &mut c.session,
+            &seal,
+            if t.no_pin { b"" } else { user_pin },
+        )
+    }
+
+    /// `tpmkey key add`: a key made in the TPM, its authValue derived from the
+    /// token secret.
+    ///
+    /// # Errors
+    /// Unknown token, a label in use, wrong PIN, an algorithm the TPM lacks.
+    pub fn key_add(
+        &self,
+        token_label: &str,
+        label: &str,
+        alg: KeyAlgorithm,
+        user_pin: &[u8],
+    ) -> Result<KeyRecord> {
+        let _lock = self.store.lock()?;
+        let (keys, _) = self.store.read_keys(token_label)?;
+        if keys.iter().any(|k| k.label == label) {
+            return Err(Error::Usage(format!(
+                "token {token_label:?} already has a key labelled {label:?}"
+            )));
+        }
+        let mut c = self.connect()?;
+        if !crate::keys::ops::supports(&mut c.tpm, alg)? {
+            return Err(Error::Usage(format!(
+                "this TPM does not support {} keys (TPM2_TestParms)",
+                algorithm_name(alg)
+            )));
+        }
+        let secret = self.token_secret(&mut c, token_label, user_pin)?;
+        let mut id = [0u8; 8];
+        OsRng.fill_bytes(&mut id);
+        let wrapped = create_key(
+            &mut c.tpm,
+            &c.srk,
+            &mut c.session,
+            alg,
+            &token::key_auth(&secret, &id),
+        )?;
+        let rec = KeyRecord {
+            version: FORMAT_VERSION,
+            label: label.to_string(),
+            id: to_hex(&id),
+            algorithm: algorithm_name(alg).into(),
+            blob: wrap_record(&wrapped)?,
+            imported: false,
+            created: now(),
+        };
+        self.store.write_key(token_label, &rec)?;
+        Ok(rec)
+    }
+
+    /// Every key, with its token label (reads the store only; no TPM).
+    ///
+    /// # Errors
+    /// Store errors; corrupt key files are reported on stderr by the caller via
+    /// the second list.
+    pub fn key_list(&self, token: Option<&str>) -> Result<KeyListing> {
+        let labels = match token {
+            Some(t) => vec![t.to_string()],
+            None => self.store.token_labels()?,
+        };
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        for l in labels {
+            let (keys, b) = self.store.read_keys(&l)?;
+            bad.extend(b);
+            out.extend(keys.into_iter().map(|k| (l.clone(), k)));
+        }
+        Ok((out, bad))
+    }
+
+    /// authorized_keys lines for the selected keys (comment = key label).
+    ///
+    /// # Errors
+    /// Store errors, corrupt public areas.
+    pub fn ssh_pubkeys(&self, token: Option<&str>, label: Option<&str>) -> Result<Vec<String>> {
+        let (keys, _) = self.key_list(token)?;
+        let mut lines = Vec::new();
+        for (t, k) in keys
+            .iter()
+            .filter(|(_, k)| label.is_none_or(|l| k.label == l))
+        {
+            let path = self
+                .store
+                .root()
+                .join("tokens")
+                .join(t)
+                .join("keys")
+                .join(format!("{}.json", k.id));
+            let w = unwrap_record(&k.blob, &path)?;
+            lines.push(authorized_keys_line(&w.public, &k.label)?);
+        }
+        Ok(lines)
+    }
+}
