@@ -307,6 +307,59 @@ impl App {
         Ok(rec)
     }
 
+    /// `tpmkey key import`: an existing private key moved into the TPM
+    /// (TPM2_Import), its authValue derived from the token secret.
+    ///
+    /// # Errors
+    /// Unknown token, a label in use, wrong PIN, TPM errors.
+    pub fn key_import(
+        &self,
+        token_label: &str,
+        label: &str,
+        key: &crate::keys::import::PrivateKey,
+        user_pin: &[u8],
+    ) -> Result<KeyRecord> {
+        let _lock = self.store.lock()?;
+        let (keys, _) = self.store.read_keys(token_label)?;
+        if keys.iter().any(|k| k.label == label) {
+            return Err(Error::Usage(format!(
+                "token {token_label:?} already has a key labelled {label:?}"
+            )));
+        }
+        let alg = match key {
+            crate::keys::import::PrivateKey::Ecc { alg, .. }
+            | crate::keys::import::PrivateKey::Rsa { alg, .. } => *alg,
+        };
+        let mut c = self.connect()?;
+        if !crate::keys::ops::supports(&mut c.tpm, alg)? {
+            return Err(Error::Usage(format!(
+                "this TPM does not support {} keys (TPM2_TestParms)",
+                algorithm_name(alg)
+            )));
+        }
+        let secret = self.token_secret(&mut c, token_label, user_pin)?;
+        let mut id = [0u8; 8];
+        OsRng.fill_bytes(&mut id);
+        let wrapped = crate::keys::import::import_key(
+            &mut c.tpm,
+            &c.srk,
+            &mut c.session,
+            key,
+            &token::key_auth(&secret, &id),
+        )?;
+        let rec = KeyRecord {
+            version: FORMAT_VERSION,
+            label: label.to_string(),
+            id: to_hex(&id),
+            algorithm: algorithm_name(alg).into(),
+            blob: wrap_record(&wrapped)?,
+            imported: true,
+            created: now(),
+        };
+        self.store.write_key(token_label, &rec)?;
+        Ok(rec)
+    }
+
     /// Every key, with its token label (reads the store only; no TPM).
     ///
     /// # Errors

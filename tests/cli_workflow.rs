@@ -147,3 +147,128 @@ fn seed_workflow_end_to_end() {
         "{err}"
     );
 }
+
+#[test]
+fn imported_ssh_keys_keep_their_public_key() {
+    let sim = Swtpm::start();
+    let dir = TempDir::new("import");
+    let store = dir.path().join("store");
+    let t = sim.tcti();
+    let run = |args: &[&str]| {
+        let (ok, out, err) = tk(&t, &store, args);
+        assert!(ok, "tpmkey {args:?} failed: {err}");
+        out
+    };
+    run(&["init"]);
+    run(&[
+        "token",
+        "add",
+        "--label",
+        "ssh",
+        "--userpin",
+        "1234",
+        "--sopin",
+        "so",
+    ]);
+    let keygen = |name: &str, args: &[&str]| -> std::path::PathBuf {
+        let path = dir.path().join(name);
+        let st = Command::new("ssh-keygen")
+            .args(args)
+            .arg("-q")
+            .arg("-C")
+            .arg(name)
+            .arg("-f")
+            .arg(&path)
+            .status()
+            .expect("ssh-keygen");
+        assert!(st.success());
+        path
+    };
+    let cases = [
+        (
+            "ecdsa256",
+            keygen("ecdsa256", &["-t", "ecdsa", "-b", "256", "-N", ""]),
+        ),
+        (
+            "ecdsa384",
+            keygen("ecdsa384", &["-t", "ecdsa", "-b", "384", "-N", ""]),
+        ),
+        (
+            "rsa2048",
+            keygen("rsa2048", &["-t", "rsa", "-b", "2048", "-N", ""]),
+        ),
+        (
+            "withpass",
+            keygen(
+                "withpass",
+                &["-t", "ecdsa", "-b", "256", "-N", "open sesame"],
+            ),
+        ),
+    ];
+    let pass = dir.path().join("pass");
+    std::fs::write(&pass, "open sesame\n").unwrap();
+    for (label, path) in &cases {
+        let p = path.to_str().unwrap();
+        run(&[
+            "key",
+            "import",
+            "--token",
+            "ssh",
+            "--label",
+            label,
+            p,
+            "--userpin",
+            "1234",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ]);
+        let line = run(&["ssh-pubkey", "--token", "ssh", "--label", label]);
+        let original = std::fs::read_to_string(format!("{p}.pub")).unwrap();
+        let blob = |s: &str| s.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            blob(&line),
+            blob(&original),
+            "{label}: key blob differs from the original .pub"
+        );
+    }
+    // A wrong passphrase and an Ed25519 key are refused with reasons.
+    std::fs::write(&pass, "wrong\n").unwrap();
+    let (ok, _, err) = tk(
+        &t,
+        &store,
+        &[
+            "key",
+            "import",
+            "--token",
+            "ssh",
+            "--label",
+            "x",
+            cases[3].1.to_str().unwrap(),
+            "--userpin",
+            "1234",
+            "--passphrase-file",
+            pass.to_str().unwrap(),
+        ],
+    );
+    assert!(!ok && err.contains("wrong passphrase"), "{err}");
+    let ed = keygen("ed", &["-t", "ed25519", "-N", ""]);
+    let (ok, _, err) = tk(
+        &t,
+        &store,
+        &[
+            "key",
+            "import",
+            "--token",
+            "ssh",
+            "--label",
+            "ed",
+            ed.to_str().unwrap(),
+            "--userpin",
+            "1234",
+        ],
+    );
+    assert!(
+        !ok && err.contains("Ed25519 keys cannot go into a TPM"),
+        "{err}"
+    );
+}

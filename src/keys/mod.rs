@@ -1,6 +1,7 @@
 //! Keys: standard templates, the storage root key (SRK), public-area conversions.
 
 pub mod import;
+pub mod keyfile;
 pub mod ops;
 pub mod public;
 pub mod srk;

@@ -114,6 +114,27 @@ enum KeyCmd {
         #[arg(long)]
         pin_file: Option<PathBuf>,
     },
+    /// Move an existing private key into the TPM (OpenSSH, PEM PKCS#8/SEC1/PKCS#1).
+    Import {
+        /// The token.
+        #[arg(long)]
+        token: String,
+        /// The key's label.
+        #[arg(long)]
+        label: String,
+        /// The private key file.
+        file: PathBuf,
+        /// The token's user PIN (prompted for when needed and absent).
+        #[arg(long)]
+        userpin: Option<String>,
+        /// Read the user PIN from the first line of this file.
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
+        /// Read the key file's passphrase from the first line of this file
+        /// (else $TPMKEY_PASSPHRASE, else a prompt).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+    },
     /// List keys.
     List {
         /// Only this token.
@@ -264,6 +285,46 @@ fn run(cli: &Cli) -> Result<(), String> {
             let k = app.key_add(token, label, alg, &pin).map_err(e)?;
             println!(
                 "key {label} ({}) added to token {token}, id {}",
+                k.algorithm, k.id
+            );
+            Ok(())
+        }
+        Command::Key(KeyCmd::Import {
+            token,
+            label,
+            file,
+            userpin,
+            pin_file,
+            passphrase_file,
+        }) => {
+            let app = app()?;
+            let text = zeroize::Zeroizing::new(
+                std::fs::read(file).map_err(|x| format!("{}: {x}", file.display()))?,
+            );
+            let key = tpmkey::keys::keyfile::parse_private_key(&text, || {
+                read_pin(&PinSource {
+                    arg: None,
+                    file: passphrase_file.as_deref(),
+                    env: "TPMKEY_PASSPHRASE",
+                    prompt: "Passphrase of the key file: ",
+                })
+                .map_err(tpmkey::Error::Usage)
+            })
+            .map_err(|x| format!("{}: {x}", file.display()))?;
+            let t = app.store.read_token(token).map_err(|x| x.to_string())?;
+            let pin = if t.no_pin {
+                zeroize::Zeroizing::new(Vec::new())
+            } else {
+                read_pin(&PinSource {
+                    arg: userpin.as_deref(),
+                    file: pin_file.as_deref(),
+                    env: "TPMKEY_PIN",
+                    prompt: "User PIN: ",
+                })?
+            };
+            let k = app.key_import(token, label, &key, &pin).map_err(e)?;
+            println!(
+                "key {label} ({}) imported into token {token}, id {}",
                 k.algorithm, k.id
             );
             Ok(())
