@@ -360,6 +360,63 @@ impl App {
         Ok(rec)
     }
 
+    /// `tpmkey pin change`: the old user PIN proven to the TPM, the new one set on
+    /// the user seal (TPM2_ObjectChangeAuth); no key is re-created.
+    ///
+    /// # Errors
+    /// Wrong PIN, lockout, a no-PIN token.
+    pub fn pin_change(&self, label: &str, old: &[u8], new: &[u8]) -> Result<()> {
+        let _lock = self.store.lock()?;
+        let mut t = self.store.read_token(label)?;
+        if t.no_pin {
+            return Err(Error::Usage(format!("token {label:?} has no PIN")));
+        }
+        let path = self
+            .store
+            .root()
+            .join("tokens")
+            .join(label)
+            .join("token.json");
+        let seal = unwrap_record(
+            t.user_seal
+                .as_ref()
+                .ok_or_else(|| Error::Usage("no user PIN set".into()))?,
+            &path,
+        )?;
+        let mut c = self.connect()?;
+        let new_seal = token::change_pin(&mut c.tpm, &c.srk, &mut c.session, &seal, old, new)?;
+        t.user_seal = Some(wrap_record(&new_seal)?);
+        self.store.write_token(&t)?;
+        Ok(())
+    }
+
+    /// `tpmkey pin reset`: the SO PIN unseals the token secret, which is sealed
+    /// again under a new user PIN.
+    ///
+    /// # Errors
+    /// Wrong SO PIN, lockout, a no-PIN token.
+    pub fn pin_reset(&self, label: &str, so_pin: &[u8], new_user: &[u8]) -> Result<()> {
+        let _lock = self.store.lock()?;
+        let mut t = self.store.read_token(label)?;
+        let path = self
+            .store
+            .root()
+            .join("tokens")
+            .join(label)
+            .join("token.json");
+        let so = unwrap_record(
+            t.so_seal
+                .as_ref()
+                .ok_or_else(|| Error::Usage(format!("token {label:?} has no SO PIN")))?,
+            &path,
+        )?;
+        let mut c = self.connect()?;
+        let new_seal = token::reset_pin(&mut c.tpm, &c.srk, &mut c.session, &so, so_pin, new_user)?;
+        t.user_seal = Some(wrap_record(&new_seal)?);
+        self.store.write_token(&t)?;
+        Ok(())
+    }
+
     /// Every key, with its token label (reads the store only; no TPM).
     ///
     /// # Errors

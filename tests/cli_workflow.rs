@@ -272,3 +272,107 @@ fn imported_ssh_keys_keep_their_public_key() {
         "{err}"
     );
 }
+
+#[test]
+fn pin_change_and_reset_from_the_command_line() {
+    let sim = Swtpm::start();
+    let dir = TempDir::new("pins");
+    let store = dir.path().join("store");
+    let t = sim.tcti();
+    let run = |args: &[&str]| {
+        let (ok, out, err) = tk(&t, &store, args);
+        assert!(ok, "tpmkey {args:?} failed: {err}");
+        out
+    };
+    run(&["init"]);
+    run(&[
+        "token",
+        "add",
+        "--label",
+        "ssh",
+        "--userpin",
+        "1111",
+        "--sopin",
+        "so-99",
+    ]);
+    run(&[
+        "key",
+        "add",
+        "--token",
+        "ssh",
+        "--label",
+        "k1",
+        "--userpin",
+        "1111",
+    ]);
+    run(&[
+        "pin",
+        "change",
+        "--token",
+        "ssh",
+        "--userpin",
+        "1111",
+        "--new-userpin",
+        "2222",
+    ]);
+    // Keys made before the change still work with the new PIN (k2 proves the
+    // secret unseals; k1's blob is untouched).
+    let before = std::fs::read_dir(store.join("tokens/ssh/keys"))
+        .unwrap()
+        .count();
+    run(&[
+        "key",
+        "add",
+        "--token",
+        "ssh",
+        "--label",
+        "k2",
+        "--userpin",
+        "2222",
+    ]);
+    assert_eq!(
+        std::fs::read_dir(store.join("tokens/ssh/keys"))
+            .unwrap()
+            .count(),
+        before + 1
+    );
+    let (ok, _, err) = tk(
+        &t,
+        &store,
+        &[
+            "key",
+            "add",
+            "--token",
+            "ssh",
+            "--label",
+            "k3",
+            "--userpin",
+            "1111",
+        ],
+    );
+    assert!(
+        !ok && err.contains("TPM_RC_AUTH_FAIL"),
+        "old PIN must fail: {err}"
+    );
+    run(&[
+        "pin",
+        "reset",
+        "--token",
+        "ssh",
+        "--sopin",
+        "so-99",
+        "--new-userpin",
+        "3333",
+    ]);
+    run(&[
+        "key",
+        "add",
+        "--token",
+        "ssh",
+        "--label",
+        "k3",
+        "--userpin",
+        "3333",
+    ]);
+    assert_eq!(run(&["key", "list"]).lines().count(), 3);
+}

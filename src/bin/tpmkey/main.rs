@@ -52,6 +52,9 @@ enum Command {
     /// Keys.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// User PINs.
+    #[command(subcommand)]
+    Pin(PinCmd),
     /// Print authorized_keys lines for the keys (comment = key label).
     SshPubkey {
         /// Only this token.
@@ -91,6 +94,34 @@ enum TokenCmd {
         /// Its label.
         #[arg(long)]
         label: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PinCmd {
+    /// Change the user PIN (needs the old one).
+    Change {
+        /// The token.
+        #[arg(long)]
+        token: String,
+        /// The current user PIN.
+        #[arg(long)]
+        userpin: Option<String>,
+        /// The new user PIN.
+        #[arg(long)]
+        new_userpin: Option<String>,
+    },
+    /// Set a new user PIN with the SO PIN.
+    Reset {
+        /// The token.
+        #[arg(long)]
+        token: String,
+        /// The SO PIN.
+        #[arg(long)]
+        sopin: Option<String>,
+        /// The new user PIN.
+        #[arg(long)]
+        new_userpin: Option<String>,
     },
 }
 
@@ -356,6 +387,50 @@ fn run(cli: &Cli) -> Result<(), String> {
                 .remove_key(token, &k.id)
                 .map_err(|x| x.to_string())?;
             println!("key {label} removed from token {token}");
+            Ok(())
+        }
+        Command::Pin(PinCmd::Change {
+            token,
+            userpin,
+            new_userpin,
+        }) => {
+            let app = app()?;
+            let old = read_pin(&PinSource {
+                arg: userpin.as_deref(),
+                file: None,
+                env: "TPMKEY_PIN",
+                prompt: "Current user PIN: ",
+            })?;
+            let new = read_pin(&PinSource {
+                arg: new_userpin.as_deref(),
+                file: None,
+                env: "TPMKEY_NEW_PIN",
+                prompt: "New user PIN: ",
+            })?;
+            app.pin_change(token, &old, &new).map_err(e)?;
+            println!("user PIN of token {token} changed");
+            Ok(())
+        }
+        Command::Pin(PinCmd::Reset {
+            token,
+            sopin,
+            new_userpin,
+        }) => {
+            let app = app()?;
+            let so = read_pin(&PinSource {
+                arg: sopin.as_deref(),
+                file: None,
+                env: "TPMKEY_SOPIN",
+                prompt: "SO PIN: ",
+            })?;
+            let new = read_pin(&PinSource {
+                arg: new_userpin.as_deref(),
+                file: None,
+                env: "TPMKEY_NEW_PIN",
+                prompt: "New user PIN: ",
+            })?;
+            app.pin_reset(token, &so, &new).map_err(e)?;
+            println!("user PIN of token {token} reset");
             Ok(())
         }
         Command::SshPubkey { token, label } => {
