@@ -249,13 +249,18 @@ impl App {
             .as_ref()
             .ok_or_else(|| Error::Usage(format!("token {label:?} has no user PIN set")))?;
         let seal = unwrap_record(seal, &path)?;
-        token::login(
-            &mut c.tpm,
-            &c.srk,
-            &mut c.session,
-            &seal,
-            if t.no_pin { b"" } else { user_pin },
-        )
+        let pin: &[u8] = if t.no_pin { b"" } else { user_pin };
+        match token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin) {
+            Err(Error::Tpm { rc, .. }) if rc.base() == tpm_commands::rc::ResponseCode::LOCKOUT => {
+                let da = crate::info::gather(&mut c.tpm).map(|i| i.da).ok();
+                Err(Error::Lockout {
+                    failed: da.as_ref().map_or(0, |d| d.failed_tries),
+                    max: da.as_ref().map_or(0, |d| d.max_tries),
+                    interval: da.as_ref().map_or(0, |d| d.recovery_time),
+                })
+            }
+            other => other,
+        }
     }
 
     /// `tpmkey key add`: a key made in the TPM, its authValue derived from the

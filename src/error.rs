@@ -53,6 +53,16 @@ pub enum Error {
     /// The TPM is not the one the keys belong to (pinned SRK Name mismatch).
     #[error("{0}")]
     WrongTpm(String),
+    /// The TPM refuses PINs until its dictionary-attack counter drops.
+    #[error("the TPM is in dictionary-attack lockout after too many wrong PINs: no PIN is checked until the failure counter drops ({failed} of {max} failures; one is forgiven every {interval} s, so the next try is possible in about {interval} s); this is not a wrong-PIN answer")]
+    Lockout {
+        /// Failures counted.
+        failed: u32,
+        /// Failures allowed.
+        max: u32,
+        /// Seconds per forgiven failure.
+        interval: u32,
+    },
     /// The key store.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

@@ -92,3 +92,27 @@ fn random_prints_hex() {
     let (_, out2, _) = run_tpmkey(&tpm.tcti(), &["random", "100"]);
     assert_ne!(hex, out2.trim(), "two reads gave the same bytes");
 }
+
+#[test]
+fn check_walks_through_the_setup() {
+    let tpm = Swtpm::start();
+    let dir = common::TempDir::new("check");
+    let out = std::process::Command::new(common::tpmkey_bin())
+        .args(["check", "--store"])
+        .arg(dir.path().join("store"))
+        .env("TPMKEY_TCTI", tpm.tcti())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ok   TPM 2.0 answers: IBM SWTPM"), "{text}");
+    assert!(
+        text.contains("not initialized: run `tpmkey init` first"),
+        "{text}"
+    );
+    assert!(!text.contains("FAIL"), "{text}");
+
+    let (ok, out, _) = run_tpmkey("device:/dev/tpm-not-here", &["check"]);
+    assert!(!ok);
+    assert!(out.contains("FAIL /dev/tpm-not-here"), "{out}");
+}

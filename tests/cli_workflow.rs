@@ -376,3 +376,70 @@ fn pin_change_and_reset_from_the_command_line() {
     ]);
     assert_eq!(run(&["key", "list"]).lines().count(), 3);
 }
+
+#[test]
+fn lockout_is_reported_with_its_recovery_time() {
+    let sim = Swtpm::start();
+    let dir = TempDir::new("lockout");
+    let store = dir.path().join("store");
+    let t = sim.tcti();
+    assert!(tk(&t, &store, &["init"]).0);
+    assert!(
+        tk(
+            &t,
+            &store,
+            &[
+                "token",
+                "add",
+                "--label",
+                "ssh",
+                "--userpin",
+                "1234",
+                "--sopin",
+                "so"
+            ]
+        )
+        .0
+    );
+    let mut last = String::new();
+    for _ in 0..4 {
+        let (ok, _, err) = tk(
+            &t,
+            &store,
+            &[
+                "key",
+                "add",
+                "--token",
+                "ssh",
+                "--label",
+                "k",
+                "--userpin",
+                "0000",
+            ],
+        );
+        assert!(!ok);
+        last = err;
+    }
+    assert!(
+        last.contains("dictionary-attack lockout")
+            && last.contains("3 of 3 failures")
+            && last.contains("1000 s"),
+        "{last}"
+    );
+    // The right PIN is refused too, and said to be a lockout, not a wrong PIN.
+    let (ok, _, err) = tk(
+        &t,
+        &store,
+        &[
+            "key",
+            "add",
+            "--token",
+            "ssh",
+            "--label",
+            "k",
+            "--userpin",
+            "1234",
+        ],
+    );
+    assert!(!ok && err.contains("not a wrong-PIN answer"), "{err}");
+}

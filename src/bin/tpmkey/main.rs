@@ -8,6 +8,7 @@ use tpmkey::app::{parse_algorithm, App};
 use tpmkey::keys::templates::SrkKind;
 use tpmkey::tcti::Tcti;
 
+mod cmd_check;
 mod cmd_info;
 mod pin;
 
@@ -35,6 +36,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Walk through why a TPM cannot be used here, and what to do about it.
+    Check,
     /// Print N random bytes from the TPM, in hex.
     Random {
         /// How many bytes.
@@ -204,6 +207,13 @@ fn run(cli: &Cli) -> Result<(), String> {
         Command::Info { json } => {
             let mut tpm = tpmkey::Tpm::open(&tcti(cli).map_err(e)?).map_err(e)?;
             cmd_info::run(&mut tpm, *json).map_err(e)
+        }
+        Command::Check => {
+            if cmd_check::run(cli.tcti.as_deref(), cli.store.clone()) {
+                Ok(())
+            } else {
+                Err("the TPM cannot be used; see the FAIL line above".into())
+            }
         }
         Command::Random { n } => {
             let mut tpm = tpmkey::Tpm::open(&tcti(cli).map_err(e)?).map_err(e)?;
