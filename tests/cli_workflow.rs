@@ -443,3 +443,127 @@ fn lockout_is_reported_with_its_recovery_time() {
     );
     assert!(!ok && err.contains("not a wrong-PIN answer"), "{err}");
 }
+
+fn spawn_tk(tcti: &str, store: &std::path::Path, args: &[&str]) -> std::process::Child {
+    Command::new(common::tpmkey_bin())
+        .args(args)
+        .env("TPMKEY_TCTI", tcti)
+        .env("TPMKEY_STORE", store)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn tpmkey")
+}
+
+/// Loads every listed key of token `ssh` and signs with it.
+fn every_key_signs(tcti: &str, store: &std::path::Path, pin: &[u8]) -> usize {
+    use sha2::{Digest, Sha256};
+    use tpm_commands::constants::TpmAlgId;
+    let app = tpmkey::app::App::open(Some(store.to_path_buf()), tcti.parse().unwrap()).unwrap();
+    let (keys, bad) = app.key_list(Some("ssh")).unwrap();
+    assert!(bad.is_empty(), "unreadable key files: {bad:?}");
+    let mut c = app.connect().unwrap();
+    let secret = app.token_secret(&mut c, "ssh", pin).unwrap();
+    for (_, k) in &keys {
+        let path = store.join("tokens/ssh/keys").join(format!("{}.json", k.id));
+        let w = tpmkey::app::unwrap_record(&k.blob, &path).unwrap();
+        let loaded = tpmkey::keys::ops::load_key(&mut c.tpm, &c.srk, &mut c.session, &w).unwrap();
+        let auth =
+            tpmkey::token::key_auth(&secret, &tpmkey::store::from_hex(&k.id, &path).unwrap());
+        let d = Sha256::digest(b"x");
+        tpmkey::keys::ops::sign(
+            &mut c.tpm,
+            &loaded,
+            &mut c.session,
+            &auth,
+            &d,
+            TpmAlgId::ECDSA,
+            TpmAlgId::SHA256,
+        )
+        .unwrap_or_else(|e| panic!("key {}: {e}", k.label));
+        c.tpm.flush(loaded.handle).unwrap();
+    }
+    keys.len()
+}
+
+#[test]
+fn concurrent_adds_and_kill_9_leave_a_working_store() {
+    let sim = Swtpm::start();
+    let dir = TempDir::new("kill");
+    let store = dir.path().join("store");
+    let t = sim.tcti();
+    assert!(tk(&t, &store, &["init"]).0);
+    assert!(
+        tk(
+            &t,
+            &store,
+            &[
+                "token",
+                "add",
+                "--label",
+                "ssh",
+                "--userpin",
+                "1234",
+                "--sopin",
+                "so"
+            ]
+        )
+        .0
+    );
+    // Two processes adding keys at the same time: both keys are there.
+    let a = spawn_tk(
+        &t,
+        &store,
+        &[
+            "key",
+            "add",
+            "--token",
+            "ssh",
+            "--label",
+            "a",
+            "--userpin",
+            "1234",
+        ],
+    );
+    let b = spawn_tk(
+        &t,
+        &store,
+        &[
+            "key",
+            "add",
+            "--token",
+            "ssh",
+            "--label",
+            "b",
+            "--userpin",
+            "1234",
+        ],
+    );
+    for mut c in [a, b] {
+        assert!(c.wait().unwrap().success());
+    }
+    assert_eq!(every_key_signs(&t, &store, b"1234"), 2);
+    // kill -9 in the middle of `key add`, many times, at varying points.
+    for i in 0..12u64 {
+        let mut c = spawn_tk(
+            &t,
+            &store,
+            &[
+                "key",
+                "add",
+                "--token",
+                "ssh",
+                "--label",
+                &format!("k{i}"),
+                "--userpin",
+                "1234",
+            ],
+        );
+        std::thread::sleep(std::time::Duration::from_millis(3 * i));
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let n = every_key_signs(&t, &store, b"1234");
+    assert!(n >= 2, "{n} keys");
+    eprintln!("{n} keys listed and working after 12 kills");
+}
