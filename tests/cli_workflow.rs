@@ -204,7 +204,31 @@ fn imported_ssh_keys_keep_their_public_key() {
                 &["-t", "ecdsa", "-b", "256", "-N", "open sesame"],
             ),
         ),
+        (
+            "sec1",
+            keygen("sec1", &["-t", "ecdsa", "-b", "256", "-N", "", "-m", "PEM"]),
+        ),
+        (
+            "pkcs1",
+            keygen("pkcs1", &["-t", "rsa", "-b", "2048", "-N", "", "-m", "PEM"]),
+        ),
+        (
+            "pkcs8",
+            keygen(
+                "pkcs8",
+                &["-t", "ecdsa", "-b", "384", "-N", "", "-m", "PKCS8"],
+            ),
+        ),
     ];
+    assert!(std::fs::read_to_string(&cases[4].1)
+        .unwrap()
+        .contains("BEGIN EC PRIVATE KEY"));
+    assert!(std::fs::read_to_string(&cases[5].1)
+        .unwrap()
+        .contains("BEGIN RSA PRIVATE KEY"));
+    assert!(std::fs::read_to_string(&cases[6].1)
+        .unwrap()
+        .contains("BEGIN PRIVATE KEY"));
     let pass = dir.path().join("pass");
     std::fs::write(&pass, "open sesame\n").unwrap();
     for (label, path) in &cases {
@@ -230,6 +254,112 @@ fn imported_ssh_keys_keep_their_public_key() {
             blob(&original),
             "{label}: key blob differs from the original .pub"
         );
+    }
+    // Signatures made in the TPM verify against each original public key.
+    {
+        use sha2::{Digest, Sha256, Sha384};
+        use ssh_key::public::{EcdsaPublicKey, KeyData};
+        use tpm_commands::constants::TpmAlgId;
+        use tpm_commands::structures::TpmtSignature;
+        let app = tpmkey::app::App::open(Some(store.clone()), t.parse().unwrap()).unwrap();
+        let mut c = app.connect().unwrap();
+        let secret = app.token_secret(&mut c, "ssh", b"1234").unwrap();
+        let (keys, _) = app.key_list(Some("ssh")).unwrap();
+        for (label, path) in &cases {
+            let k = &keys.iter().find(|(_, k)| &k.label == label).unwrap().1;
+            let kp = store.join("tokens/ssh/keys").join(format!("{}.json", k.id));
+            let loaded = tpmkey::keys::ops::load_key(
+                &mut c.tpm,
+                &c.srk,
+                &mut c.session,
+                &tpmkey::app::unwrap_record(&k.blob, &kp).unwrap(),
+            )
+            .unwrap();
+            let auth =
+                tpmkey::token::key_auth(&secret, &tpmkey::store::from_hex(&k.id, &kp).unwrap());
+            let original = ssh_key::PublicKey::from_openssh(
+                &std::fs::read_to_string(format!("{}.pub", path.display())).unwrap(),
+            )
+            .unwrap();
+            match original.key_data() {
+                KeyData::Ecdsa(EcdsaPublicKey::NistP256(p)) => {
+                    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+                    let d = Sha256::digest(label.as_bytes());
+                    let TpmtSignature::Ecc { r, s, .. } = tpmkey::keys::ops::sign(
+                        &mut c.tpm,
+                        &loaded,
+                        &mut c.session,
+                        &auth,
+                        &d,
+                        TpmAlgId::ECDSA,
+                        TpmAlgId::SHA256,
+                    )
+                    .unwrap() else {
+                        panic!()
+                    };
+                    let sig = p256::ecdsa::Signature::from_scalars(
+                        *p256::FieldBytes::from_slice(r.as_bytes()),
+                        *p256::FieldBytes::from_slice(s.as_bytes()),
+                    )
+                    .unwrap();
+                    p256::ecdsa::VerifyingKey::from_sec1_bytes(p.as_bytes())
+                        .unwrap()
+                        .verify_prehash(&d, &sig)
+                        .expect(label);
+                }
+                KeyData::Ecdsa(EcdsaPublicKey::NistP384(p)) => {
+                    use p384::ecdsa::signature::hazmat::PrehashVerifier;
+                    let d = Sha384::digest(label.as_bytes());
+                    let TpmtSignature::Ecc { r, s, .. } = tpmkey::keys::ops::sign(
+                        &mut c.tpm,
+                        &loaded,
+                        &mut c.session,
+                        &auth,
+                        &d,
+                        TpmAlgId::ECDSA,
+                        TpmAlgId::SHA384,
+                    )
+                    .unwrap() else {
+                        panic!()
+                    };
+                    let sig = p384::ecdsa::Signature::from_scalars(
+                        *p384::FieldBytes::from_slice(r.as_bytes()),
+                        *p384::FieldBytes::from_slice(s.as_bytes()),
+                    )
+                    .unwrap();
+                    p384::ecdsa::VerifyingKey::from_sec1_bytes(p.as_bytes())
+                        .unwrap()
+                        .verify_prehash(&d, &sig)
+                        .expect(label);
+                }
+                KeyData::Rsa(rk) => {
+                    use rsa::traits::SignatureScheme;
+                    let key = rsa::RsaPublicKey::new(
+                        rsa::BigUint::from_bytes_be(rk.n.as_positive_bytes().unwrap()),
+                        rsa::BigUint::from_bytes_be(rk.e.as_positive_bytes().unwrap()),
+                    )
+                    .unwrap();
+                    let d = Sha256::digest(label.as_bytes());
+                    let TpmtSignature::Rsa { sig, .. } = tpmkey::keys::ops::sign(
+                        &mut c.tpm,
+                        &loaded,
+                        &mut c.session,
+                        &auth,
+                        &d,
+                        TpmAlgId::RSASSA,
+                        TpmAlgId::SHA256,
+                    )
+                    .unwrap() else {
+                        panic!()
+                    };
+                    rsa::Pkcs1v15Sign::new::<Sha256>()
+                        .verify(&key, &d, sig.as_bytes())
+                        .expect(label);
+                }
+                other => panic!("{other:?}"),
+            }
+            c.tpm.flush(loaded.handle).unwrap();
+        }
     }
     // A wrong passphrase and an Ed25519 key are refused with reasons.
     std::fs::write(&pass, "wrong\n").unwrap();
