@@ -89,8 +89,9 @@ impl Tcti {
         })
     }
 
-    /// True for `/dev/tpm0`-style devices without a resource manager... as far as
-    /// the name tells: anything but `tpmrm`.
+    /// True for the kernel resource manager (`/dev/tpmrm*`). Raw devices and
+    /// simulator sockets have none: there, objects a dead process left loaded stay
+    /// loaded until someone flushes them.
     pub fn has_resource_manager(&self) -> bool {
         matches!(self, Tcti::Device { path } if path.contains("tpmrm"))
     }

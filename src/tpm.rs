@@ -43,6 +43,8 @@ pub struct Tpm {
     /// flushed on drop, so that a TPM with no resource manager is not left full.
     owned: Vec<TpmHandle>,
     commands_sent: u64,
+    /// No resource manager and no other client: stale handles may be flushed.
+    exclusive: bool,
 }
 
 impl core::fmt::Debug for Tpm {
@@ -76,6 +78,7 @@ impl Tpm {
             tcti: Some(tcti.clone()),
             owned: Vec::new(),
             commands_sent: 0,
+            exclusive: !tcti.has_resource_manager(),
         })
     }
 
@@ -86,6 +89,7 @@ impl Tpm {
             tcti: None,
             owned: Vec::new(),
             commands_sent: 0,
+            exclusive: false,
         }
     }
 
@@ -108,6 +112,7 @@ impl Tpm {
     pub fn transact(&mut self, command: &[u8]) -> Result<Vec<u8>> {
         let mut delay = Duration::from_millis(1);
         let mut started = false;
+        let mut flushed_stale = false;
         let mut tries = 0;
         loop {
             self.commands_sent += 1;
@@ -128,9 +133,49 @@ impl Tpm {
                     started = true;
                     self.startup()?;
                 }
+                Some(rc)
+                    if (rc == ResponseCode::OBJECT_MEMORY
+                        || rc == ResponseCode::SESSION_MEMORY)
+                        && !flushed_stale
+                        && self.exclusive =>
+                {
+                    flushed_stale = true;
+                    if self.flush_stale()? == 0 {
+                        return Ok(response);
+                    }
+                }
                 _ => return Ok(response),
             }
         }
+    }
+
+    /// Flushes transient objects and sessions this connection does not own. Only
+    /// used where nobody else can be using the TPM at the same time (`/dev/tpm0`
+    /// is exclusive, a simulator socket serves one client): whatever is loaded and
+    /// not ours was left by a process that died. Returns how many were flushed.
+    fn flush_stale(&mut self) -> Result<usize> {
+        use tpm_commands::commands::GetCapability;
+        use tpm_commands::constants::TpmCap;
+        use tpm_commands::structures::TpmsCapabilityData;
+        let mut stale = Vec::new();
+        for first in [0x8000_0000u32, 0x0200_0000, 0x0300_0000] {
+            let rsp = self.run(&GetCapability {
+                capability: TpmCap::HANDLES,
+                property: first,
+                property_count: 64,
+            })?;
+            if let TpmsCapabilityData::Handles(list) = rsp.capability_data {
+                stale.extend(
+                    list.0
+                        .into_iter()
+                        .filter(|h| h.0 >> 24 == first >> 24 && !self.owned.contains(h)),
+                );
+            }
+        }
+        for h in &stale {
+            self.run(&FlushContext { flush_handle: *h })?;
+        }
+        Ok(stale.len())
     }
 
     /// TPM2_Startup(CLEAR), for simulators started without it.
