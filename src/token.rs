@@ -36,7 +36,7 @@ pub fn key_auth(secret: &[u8], key_id: &[u8]) -> Zeroizing<Vec<u8>> {
 }
 
 /// The sealed objects of a new token.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NewToken {
     /// Sealed under the user PIN (or the empty auth for a no-PIN token).
     pub user_seal: WrappedKey,
@@ -44,6 +44,16 @@ pub struct NewToken {
     pub so_seal: Option<WrappedKey>,
     /// The token secret, for making keys right away.
     pub secret: Zeroizing<Vec<u8>>,
+}
+
+impl core::fmt::Debug for NewToken {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NewToken")
+            .field("user_seal", &self.user_seal)
+            .field("so_seal", &self.so_seal)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Makes a token secret and seals it. The secret comes from the host RNG: fetched
