@@ -275,41 +275,9 @@ impl App {
         alg: KeyAlgorithm,
         user_pin: &[u8],
     ) -> Result<KeyRecord> {
-        let _lock = self.store.lock()?;
-        let (keys, _) = self.store.read_keys(token_label)?;
-        if keys.iter().any(|k| k.label == label) {
-            return Err(Error::Usage(format!(
-                "token {token_label:?} already has a key labelled {label:?}"
-            )));
-        }
-        let mut c = self.connect()?;
-        if !crate::keys::ops::supports(&mut c.tpm, alg)? {
-            return Err(Error::Usage(format!(
-                "this TPM does not support {} keys (TPM2_TestParms)",
-                algorithm_name(alg)
-            )));
-        }
-        let secret = self.token_secret(&mut c, token_label, user_pin)?;
-        let mut id = [0u8; 8];
-        OsRng.fill_bytes(&mut id);
-        let wrapped = create_key(
-            &mut c.tpm,
-            &c.srk,
-            &mut c.session,
-            alg,
-            &token::key_auth(&secret, &id),
-        )?;
-        let rec = KeyRecord {
-            version: FORMAT_VERSION,
-            label: label.to_string(),
-            id: to_hex(&id),
-            algorithm: algorithm_name(alg).into(),
-            blob: wrap_record(&wrapped)?,
-            imported: false,
-            created: now(),
-        };
-        self.store.write_key(token_label, &rec)?;
-        Ok(rec)
+        self.add_key(token_label, label, alg, user_pin, false, |c, auth| {
+            create_key(&mut c.tpm, &c.srk, &mut c.session, alg, auth)
+        })
     }
 
     /// `tpmkey key import`: an existing private key moved into the TPM
@@ -324,6 +292,28 @@ impl App {
         key: &crate::keys::import::PrivateKey,
         user_pin: &[u8],
     ) -> Result<KeyRecord> {
+        let alg = match key {
+            crate::keys::import::PrivateKey::Ecc { alg, .. }
+            | crate::keys::import::PrivateKey::Rsa { alg, .. } => *alg,
+        };
+        self.add_key(token_label, label, alg, user_pin, true, |c, auth| {
+            crate::keys::import::import_key(&mut c.tpm, &c.srk, &mut c.session, key, auth)
+        })
+    }
+
+    /// The part of `key add` and `key import` around making the key: under the
+    /// store lock, refuse a label in use and an algorithm the TPM lacks, unseal the
+    /// token secret, pick a random id, let `make` put the key in the TPM with
+    /// authValue HMAC(secret, id), and record it.
+    fn add_key(
+        &self,
+        token_label: &str,
+        label: &str,
+        alg: KeyAlgorithm,
+        user_pin: &[u8],
+        imported: bool,
+        make: impl FnOnce(&mut Connected, &[u8]) -> Result<WrappedKey>,
+    ) -> Result<KeyRecord> {
         let _lock = self.store.lock()?;
         let (keys, _) = self.store.read_keys(token_label)?;
         if keys.iter().any(|k| k.label == label) {
@@ -331,10 +321,6 @@ impl App {
                 "token {token_label:?} already has a key labelled {label:?}"
             )));
         }
-        let alg = match key {
-            crate::keys::import::PrivateKey::Ecc { alg, .. }
-            | crate::keys::import::PrivateKey::Rsa { alg, .. } => *alg,
-        };
         let mut c = self.connect()?;
         if !crate::keys::ops::supports(&mut c.tpm, alg)? {
             return Err(Error::Usage(format!(
@@ -345,20 +331,14 @@ impl App {
         let secret = self.token_secret(&mut c, token_label, user_pin)?;
         let mut id = [0u8; 8];
         OsRng.fill_bytes(&mut id);
-        let wrapped = crate::keys::import::import_key(
-            &mut c.tpm,
-            &c.srk,
-            &mut c.session,
-            key,
-            &token::key_auth(&secret, &id),
-        )?;
+        let wrapped = make(&mut c, &token::key_auth(&secret, &id))?;
         let rec = KeyRecord {
             version: FORMAT_VERSION,
             label: label.to_string(),
             id: to_hex(&id),
             algorithm: algorithm_name(alg).into(),
             blob: wrap_record(&wrapped)?,
-            imported: true,
+            imported,
             created: now(),
         };
         self.store.write_key(token_label, &rec)?;

@@ -198,6 +198,26 @@ fn tcti(cli: &Cli) -> Result<Tcti, tpmkey::Error> {
     }
 }
 
+/// The user PIN for using `token`'s keys: none for a no-PIN token, else from the
+/// argument, the file, TPMKEY_PIN or a prompt.
+fn user_pin_for(
+    app: &App,
+    token: &str,
+    arg: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+    let t = app.store.read_token(token).map_err(|x| x.to_string())?;
+    if t.no_pin {
+        return Ok(zeroize::Zeroizing::new(Vec::new()));
+    }
+    read_pin(&PinSource {
+        arg,
+        file,
+        env: "TPMKEY_PIN",
+        prompt: "User PIN: ",
+    })
+}
+
 fn run(cli: &Cli) -> Result<(), String> {
     let e = |e: tpmkey::Error| e.to_string();
     let app = || -> Result<App, String> {
@@ -312,17 +332,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         }) => {
             let app = app()?;
             let alg = parse_algorithm(algorithm).map_err(e)?;
-            let t = app.store.read_token(token).map_err(|x| x.to_string())?;
-            let pin = if t.no_pin {
-                zeroize::Zeroizing::new(Vec::new())
-            } else {
-                read_pin(&PinSource {
-                    arg: userpin.as_deref(),
-                    file: pin_file.as_deref(),
-                    env: "TPMKEY_PIN",
-                    prompt: "User PIN: ",
-                })?
-            };
+            let pin = user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref())?;
             let k = app.key_add(token, label, alg, &pin).map_err(e)?;
             println!(
                 "key {label} ({}) added to token {token}, id {}",
@@ -352,17 +362,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                 .map_err(tpmkey::Error::Usage)
             })
             .map_err(|x| format!("{}: {x}", file.display()))?;
-            let t = app.store.read_token(token).map_err(|x| x.to_string())?;
-            let pin = if t.no_pin {
-                zeroize::Zeroizing::new(Vec::new())
-            } else {
-                read_pin(&PinSource {
-                    arg: userpin.as_deref(),
-                    file: pin_file.as_deref(),
-                    env: "TPMKEY_PIN",
-                    prompt: "User PIN: ",
-                })?
-            };
+            let pin = user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref())?;
             let k = app.key_import(token, label, &key, &pin).map_err(e)?;
             println!(
                 "key {label} ({}) imported into token {token}, id {}",
