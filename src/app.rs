@@ -16,8 +16,8 @@ use crate::keys::templates::{KeyAlgorithm, SrkKind};
 use crate::session::start::{start_session, SessionParams};
 use crate::session::AuthSession;
 use crate::store::{
-    from_hex, to_hex, KeyRecord, SrkRecord, Store, StoreRecord, TokenRecord, WrappedRecord,
-    FORMAT_VERSION,
+    from_hex, to_hex, KeyRecord, SrkRecord, Store, StoreRecord, TokenRecord, TpmRecord,
+    WrappedRecord, FORMAT_VERSION,
 };
 use crate::tcti::Tcti;
 use crate::token;
@@ -105,6 +105,15 @@ pub struct Connected {
     pub session: AuthSession,
 }
 
+/// What unlocks a token's secret for making a key.
+#[derive(Clone, Copy)]
+pub enum Unlock<'a> {
+    /// The user PIN: the secret is unsealed with it.
+    Pin(&'a [u8]),
+    /// The secret itself, unsealed earlier (a PKCS#11 login).
+    Secret(&'a [u8]),
+}
+
 /// The store plus where the TPM is.
 pub struct App {
     /// The key store.
@@ -137,27 +146,41 @@ impl App {
         }
     }
 
-    /// `tpmkey init`: finds or derives the SRK and pins its Name (idempotent).
+    /// `tpmkey init`: finds or derives the SRK, makes it persistent at 0x81000001
+    /// when `persist` and the handle is free (so later processes skip
+    /// TPM2_CreatePrimary), and pins its Name. Idempotent.
     ///
     /// # Errors
     /// TPM errors; a store pinned to another TPM.
-    pub fn init(&self, kind: SrkKind) -> Result<InitReport> {
+    pub fn init(&self, kind: SrkKind, persist: bool) -> Result<InitReport> {
         let _lock = self.store.lock()?;
         let mut rec = self.store.read_record()?;
         let mut tpm = Tpm::open(&self.tcti)?;
+        let tpm_record = crate::info::gather(&mut tpm).ok().map(|i| TpmRecord {
+            manufacturer: i.manufacturer,
+            vendor: i.vendor,
+            firmware: i.firmware,
+        });
         if let Some(pinned) = &rec.srk {
             let srk = Srk::load(&mut tpm, Self::srk_kind(pinned))?;
             srk.check_pinned(&from_hex(
                 &pinned.name,
                 &self.store.root().join("store.json"),
             )?)?;
+            if rec.tpm.is_none() && tpm_record.is_some() {
+                rec.tpm = tpm_record;
+                self.store.write_record(&rec)?;
+            }
             return Ok(InitReport {
                 persistent: srk.persistent,
                 name: pinned.name.clone(),
                 already: true,
             });
         }
-        let srk = Srk::load(&mut tpm, kind)?;
+        let mut srk = Srk::load(&mut tpm, kind)?;
+        if persist && !srk.persistent {
+            srk.make_persistent(&mut tpm)?;
+        }
         let name = to_hex(&srk.name);
         rec = StoreRecord {
             version: FORMAT_VERSION,
@@ -169,6 +192,7 @@ impl App {
                 },
                 name: name.clone(),
             }),
+            tpm: tpm_record,
         };
         self.store.write_record(&rec)?;
         Ok(InitReport {
@@ -178,12 +202,11 @@ impl App {
         })
     }
 
-    /// Opens the TPM, loads the pinned SRK (failing on another TPM) and starts a
-    /// salted session to it.
+    /// Opens the TPM and loads the pinned SRK, failing on another TPM.
     ///
     /// # Errors
     /// Not initialized; another TPM; TPM errors.
-    pub fn connect(&self) -> Result<Connected> {
+    pub fn connect_srk(&self) -> Result<(Tpm, Srk)> {
         let rec = self.store.read_record()?;
         let pinned = rec.srk.ok_or_else(|| {
             Error::Usage(format!(
@@ -197,6 +220,16 @@ impl App {
             &pinned.name,
             &self.store.root().join("store.json"),
         )?)?;
+        Ok((tpm, srk))
+    }
+
+    /// Opens the TPM, loads the pinned SRK (failing on another TPM) and starts a
+    /// salted session to it.
+    ///
+    /// # Errors
+    /// Not initialized; another TPM; TPM errors.
+    pub fn connect(&self) -> Result<Connected> {
+        let (mut tpm, srk) = self.connect_srk()?;
         let session = start_session(&mut tpm, &SessionParams::salted_hmac(&srk.salt_key()?))?;
         Ok(Connected { tpm, srk, session })
     }
@@ -227,7 +260,17 @@ impl App {
         Ok(())
     }
 
-    /// Unseals a token's secret with the user PIN (ignored for no-PIN tokens).
+    /// The path of a token's file, for error messages.
+    pub fn token_path(&self, label: &str) -> PathBuf {
+        self.store
+            .root()
+            .join("tokens")
+            .join(label)
+            .join("token.json")
+    }
+
+    /// Unseals a token's secret with the user PIN (ignored for no-PIN tokens), or
+    /// with the SO PIN when `so`.
     ///
     /// # Errors
     /// Wrong PIN, lockout, TPM errors.
@@ -235,21 +278,39 @@ impl App {
         &self,
         c: &mut Connected,
         label: &str,
-        user_pin: &[u8],
+        pin: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        self.unseal_token(c, label, pin, false)
+    }
+
+    /// Unseals a token's secret from its user seal (`so` false) or SO seal.
+    ///
+    /// # Errors
+    /// No such seal, wrong PIN ([`Error::Tpm`] with TPM_RC_AUTH_FAIL), lockout
+    /// ([`Error::Lockout`]), TPM errors.
+    pub fn unseal_token(
+        &self,
+        c: &mut Connected,
+        label: &str,
+        pin: &[u8],
+        so: bool,
     ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         let t = self.store.read_token(label)?;
-        let path = self
-            .store
-            .root()
-            .join("tokens")
-            .join(label)
-            .join("token.json");
-        let seal = t
-            .user_seal
-            .as_ref()
-            .ok_or_else(|| Error::Usage(format!("token {label:?} has no user PIN set")))?;
+        let path = self.token_path(label);
+        let (seal, pin) = if so {
+            let s = t
+                .so_seal
+                .as_ref()
+                .ok_or_else(|| Error::Usage(format!("token {label:?} has no SO PIN")))?;
+            (s, pin)
+        } else {
+            let s = t
+                .user_seal
+                .as_ref()
+                .ok_or_else(|| Error::Usage(format!("token {label:?} has no user PIN set")))?;
+            (s, if t.no_pin { &b""[..] } else { pin })
+        };
         let seal = unwrap_record(seal, &path)?;
-        let pin: &[u8] = if t.no_pin { b"" } else { user_pin };
         match token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin) {
             Err(Error::Tpm { rc, .. }) if rc.base() == tpm_commands::rc::ResponseCode::LOCKOUT => {
                 let da = crate::info::gather(&mut c.tpm).map(|i| i.da).ok();
@@ -301,10 +362,8 @@ impl App {
         })
     }
 
-    /// The part of `key add` and `key import` around making the key: under the
-    /// store lock, refuse a label in use and an algorithm the TPM lacks, unseal the
-    /// token secret, pick a random id, let `make` put the key in the TPM with
-    /// authValue HMAC(secret, id), and record it.
+    /// The part of `key add` and `key import` around making the key: connect,
+    /// then [`App::add_key_on`].
     fn add_key(
         &self,
         token_label: &str,
@@ -314,24 +373,83 @@ impl App {
         imported: bool,
         make: impl FnOnce(&mut Connected, &[u8]) -> Result<WrappedKey>,
     ) -> Result<KeyRecord> {
+        let mut c = self.connect()?;
+        self.add_key_on(
+            &mut c,
+            token_label,
+            label,
+            None,
+            alg,
+            Unlock::Pin(user_pin),
+            imported,
+            make,
+        )
+    }
+
+    /// Under the store lock: refuse a label (or id) in use and an algorithm the TPM
+    /// lacks, find the key's authValue (empty for a no-PIN token, else
+    /// HMAC(token secret, id) with the secret unsealed by `unlock`), let `make` put
+    /// the key in the TPM, and record it. `id` is random when None.
+    ///
+    /// # Errors
+    /// Unknown token, a label or id in use, wrong PIN, an algorithm the TPM lacks.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_key_on(
+        &self,
+        c: &mut Connected,
+        token_label: &str,
+        label: &str,
+        id: Option<&[u8]>,
+        alg: KeyAlgorithm,
+        unlock: Unlock<'_>,
+        imported: bool,
+        make: impl FnOnce(&mut Connected, &[u8]) -> Result<WrappedKey>,
+    ) -> Result<KeyRecord> {
         let _lock = self.store.lock()?;
+        let t = self.store.read_token(token_label)?;
         let (keys, _) = self.store.read_keys(token_label)?;
         if keys.iter().any(|k| k.label == label) {
             return Err(Error::Usage(format!(
                 "token {token_label:?} already has a key labelled {label:?}"
             )));
         }
-        let mut c = self.connect()?;
+        let id = match id {
+            Some(id) => {
+                if id.is_empty() || id.len() > 32 {
+                    return Err(Error::Usage("a key id must be 1 to 32 bytes".into()));
+                }
+                if keys.iter().any(|k| k.id == to_hex(id)) {
+                    return Err(Error::Usage(format!(
+                        "token {token_label:?} already has a key with id {}",
+                        to_hex(id)
+                    )));
+                }
+                id.to_vec()
+            }
+            None => {
+                let mut id = [0u8; 8];
+                OsRng.fill_bytes(&mut id);
+                id.to_vec()
+            }
+        };
         if !crate::keys::ops::supports(&mut c.tpm, alg)? {
             return Err(Error::Usage(format!(
                 "this TPM does not support {} keys (TPM2_TestParms)",
                 algorithm_name(alg)
             )));
         }
-        let secret = self.token_secret(&mut c, token_label, user_pin)?;
-        let mut id = [0u8; 8];
-        OsRng.fill_bytes(&mut id);
-        let wrapped = make(&mut c, &token::key_auth(&secret, &id))?;
+        let auth = if t.no_pin {
+            zeroize::Zeroizing::new(Vec::new())
+        } else {
+            match unlock {
+                Unlock::Secret(s) => token::key_auth(s, &id),
+                Unlock::Pin(pin) => {
+                    let secret = self.token_secret(c, token_label, pin)?;
+                    token::key_auth(&secret, &id)
+                }
+            }
+        };
+        let wrapped = make(c, &auth)?;
         let rec = KeyRecord {
             version: FORMAT_VERSION,
             label: label.to_string(),
@@ -340,6 +458,7 @@ impl App {
             blob: wrap_record(&wrapped)?,
             imported,
             created: now(),
+            empty_auth: auth.is_empty(),
         };
         self.store.write_key(token_label, &rec)?;
         Ok(rec)
@@ -351,26 +470,49 @@ impl App {
     /// # Errors
     /// Wrong PIN, lockout, a no-PIN token.
     pub fn pin_change(&self, label: &str, old: &[u8], new: &[u8]) -> Result<()> {
+        let mut c = self.connect()?;
+        self.change_pin_on(&mut c, label, old, new, false)
+    }
+
+    /// Changes the user PIN (`so` false) or the SO PIN of a token on an open
+    /// connection: TPM2_ObjectChangeAuth on that seal, the old PIN proven by HMAC.
+    ///
+    /// # Errors
+    /// Wrong PIN, lockout, a no-PIN token, a token with no such PIN.
+    pub fn change_pin_on(
+        &self,
+        c: &mut Connected,
+        label: &str,
+        old: &[u8],
+        new: &[u8],
+        so: bool,
+    ) -> Result<()> {
         let _lock = self.store.lock()?;
         let mut t = self.store.read_token(label)?;
         if t.no_pin {
             return Err(Error::Usage(format!("token {label:?} has no PIN")));
         }
-        let path = self
-            .store
-            .root()
-            .join("tokens")
-            .join(label)
-            .join("token.json");
+        let path = self.token_path(label);
+        let slot = if so { &mut t.so_seal } else { &mut t.user_seal };
         let seal = unwrap_record(
-            t.user_seal
-                .as_ref()
-                .ok_or_else(|| Error::Usage("no user PIN set".into()))?,
+            slot.as_ref()
+                .ok_or_else(|| Error::Usage("no such PIN is set".into()))?,
             &path,
         )?;
-        let mut c = self.connect()?;
         let new_seal = token::change_pin(&mut c.tpm, &c.srk, &mut c.session, &seal, old, new)?;
-        t.user_seal = Some(wrap_record(&new_seal)?);
+        *slot = Some(wrap_record(&new_seal)?);
+        self.store.write_token(&t)?;
+        Ok(())
+    }
+
+    /// Replaces a token's user seal (a new user PIN set by the SO).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub fn set_user_seal(&self, label: &str, seal: &WrappedKey) -> Result<()> {
+        let _lock = self.store.lock()?;
+        let mut t = self.store.read_token(label)?;
+        t.user_seal = Some(wrap_record(seal)?);
         self.store.write_token(&t)?;
         Ok(())
     }

@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod error;
 pub mod info;
 pub mod keys;
+pub mod pkcs11;
 pub mod random;
 pub mod session;
 pub mod store;

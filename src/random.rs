@@ -27,3 +27,43 @@ pub fn get_random(tpm: &mut Tpm, n: usize) -> Result<Vec<u8>> {
     }
     Ok(out)
 }
+
+/// Like [`get_random`], but each TPM2_GetRandom rides in `session` (salted) with
+/// `encrypt` set (Part 1 §21.3): the bytes cross the bus AES-CFB encrypted, so
+/// someone watching it does not learn what an application makes keys from.
+///
+/// # Errors
+/// Transport or TPM errors; a TPM that returns no bytes.
+pub fn get_random_encrypted(
+    tpm: &mut Tpm,
+    session: &mut crate::session::AuthSession,
+    n: usize,
+) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    use tpm_commands::attributes::TpmaSession;
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(n));
+    let keep = session.attributes();
+    session.set_attributes(TpmaSession::CONTINUE_SESSION | TpmaSession::ENCRYPT);
+    let result = (|| {
+        while out.len() < n {
+            let want = u16::try_from((n - out.len()).min(64)).unwrap_or(64);
+            let rsp = tpm.execute(
+                &GetRandom {
+                    bytes_requested: want,
+                },
+                &[],
+                &mut [crate::tpm::Auth::Extra(session)],
+            )?;
+            let got = rsp.random_bytes.as_bytes();
+            if got.is_empty() {
+                return Err(crate::error::Error::Usage(
+                    "the TPM returned no random bytes".into(),
+                ));
+            }
+            let take = got.len().min(n - out.len());
+            out.extend_from_slice(&got[..take]);
+        }
+        Ok(())
+    })();
+    session.set_attributes(keep);
+    result.map(|()| out)
+}

@@ -23,6 +23,7 @@ fn key(id: &str) -> KeyRecord {
         },
         imported: false,
         created: 1,
+        empty_auth: false,
     }
 }
 
@@ -53,6 +54,7 @@ fn round_trip_and_permissions() {
             kind: "ecc".into(),
             name: "000b00".into(),
         }),
+        tpm: None,
     };
     store.write_record(&rec).unwrap();
     assert_eq!(store.read_record().unwrap(), rec);

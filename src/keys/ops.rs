@@ -108,12 +108,27 @@ pub fn load_key(
     session: &mut AuthSession,
     key: &WrappedKey,
 ) -> Result<LoadedKey> {
+    load_key_with(tpm, srk, Auth::Session(session, &[]), key)
+}
+
+/// Loads a wrapped key under the SRK with the given authorization of the SRK
+/// (its authValue is empty: [`Auth::EmptyPassword`] sends nothing secret and
+/// needs no session).
+///
+/// # Errors
+/// Transport or TPM errors; TPM_RC_INTEGRITY for a blob of another SRK.
+pub fn load_key_with(
+    tpm: &mut Tpm,
+    srk: &Srk,
+    parent_auth: Auth<'_>,
+    key: &WrappedKey,
+) -> Result<LoadedKey> {
     let cmd = Load {
         parent_handle: srk.handle,
         in_private: key.private.clone(),
         in_public: Tpm2bPublic::new(key.public.clone()),
     };
-    let rsp = tpm.execute(&cmd, &[&srk.name], &mut [Auth::Session(session, &[])])?;
+    let rsp = tpm.execute(&cmd, &[&srk.name], &mut [parent_auth])?;
     let name = object_name(&key.public)?;
     if name != rsp.name.as_bytes() {
         return Err(Error::Integrity {
@@ -142,15 +157,30 @@ pub fn sign(
     scheme: TpmAlgId,
     hash: TpmAlgId,
 ) -> Result<TpmtSignature> {
+    sign_with(tpm, key, Auth::Session(session, auth), digest, scheme, hash)
+}
+
+/// Signs `digest` with a loaded key under the given authorization: a session
+/// with the key's authValue, or [`Auth::EmptyPassword`] for a key whose authValue
+/// is empty (nothing secret to protect, so no session is needed).
+///
+/// # Errors
+/// Transport or TPM errors; TPM_RC_AUTH_FAIL for a wrong authValue.
+pub fn sign_with(
+    tpm: &mut Tpm,
+    key: &LoadedKey,
+    auth: Auth<'_>,
+    digest: &[u8],
+    scheme: TpmAlgId,
+    hash: TpmAlgId,
+) -> Result<TpmtSignature> {
     let cmd = Sign {
         key_handle: key.handle,
         digest: Tpm2bDigest::new(digest.to_vec())?,
         in_scheme: TpmtScheme::with_hash(scheme, hash),
         validation: TpmtTicket::null_hashcheck(),
     };
-    Ok(tpm
-        .execute(&cmd, &[&key.name], &mut [Auth::Session(session, auth)])?
-        .signature)
+    Ok(tpm.execute(&cmd, &[&key.name], &mut [auth])?.signature)
 }
 
 /// Asks the TPM whether it supports a key algorithm and size (Part 3 §30.3

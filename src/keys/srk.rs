@@ -118,6 +118,48 @@ impl Srk {
         })
     }
 
+    /// Makes a transient SRK persistent at 0x81000001 (Part 3 §28.5
+    /// TPM2_EvictControl, owner authorization with the empty owner password) and
+    /// flushes the transient copy. Returns false, changing nothing, when the owner
+    /// hierarchy has a password or the TPM has no room: the SRK then stays
+    /// transient and is derived again by each process.
+    ///
+    /// # Errors
+    /// Transport errors and unexpected TPM errors.
+    pub fn make_persistent(&mut self, tpm: &mut Tpm) -> Result<bool> {
+        use tpm_commands::commands::EvictControl;
+        if self.persistent {
+            return Ok(true);
+        }
+        let cmd = EvictControl {
+            auth: TpmHandle::RH_OWNER,
+            object_handle: self.handle,
+            persistent_handle: TpmHandle::SRK,
+        };
+        let owner = TpmHandle::RH_OWNER.0.to_be_bytes();
+        match tpm.execute(&cmd, &[&owner, &self.name], &mut [Auth::EmptyPassword]) {
+            Ok(_) => {}
+            Err(Error::Tpm { rc, .. })
+                if matches!(
+                    rc.base(),
+                    ResponseCode::BAD_AUTH
+                        | ResponseCode::AUTH_FAIL
+                        | ResponseCode::NV_SPACE
+                        | ResponseCode::NV_DEFINED
+                        | ResponseCode::HIERARCHY
+                        | ResponseCode::LOCKOUT
+                ) =>
+            {
+                return Ok(false)
+            }
+            Err(e) => return Err(e),
+        }
+        tpm.flush(self.handle)?;
+        self.handle = TpmHandle::SRK;
+        self.persistent = true;
+        Ok(true)
+    }
+
     /// The key to salt sessions to.
     ///
     /// # Errors

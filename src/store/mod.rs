@@ -109,6 +109,22 @@ pub struct StoreRecord {
     pub version: u32,
     /// The pinned SRK, once `init` ran.
     pub srk: Option<SrkRecord>,
+    /// Who made the TPM, recorded by `init` so that listing tokens (PKCS#11
+    /// C_GetTokenInfo) can name it without a TPM command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm: Option<TpmRecord>,
+}
+
+/// The TPM's maker, model and firmware (TPM_PT_MANUFACTURER, VENDOR_STRING_*,
+/// FIRMWARE_VERSION_*).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TpmRecord {
+    /// "IBM", "INTC", "STM ", …
+    pub manufacturer: String,
+    /// The vendor string, e.g. "SWTPM".
+    pub vendor: String,
+    /// Firmware version words.
+    pub firmware: (u32, u32),
 }
 
 /// A TPM-wrapped object (private and public areas, hex).
@@ -154,6 +170,15 @@ pub struct KeyRecord {
     pub imported: bool,
     /// Creation time, seconds since the epoch.
     pub created: u64,
+    /// The key's authValue is empty (keys of a no-PIN token): it signs with no
+    /// session and no unseal. Absent in older files, whose keys derive it from the
+    /// token secret.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub empty_auth: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// An open store directory.
@@ -249,6 +274,7 @@ impl Store {
             return Ok(StoreRecord {
                 version: FORMAT_VERSION,
                 srk: None,
+                tpm: None,
             });
         }
         read_versioned(&path, |r: &StoreRecord| r.version)

@@ -48,6 +48,10 @@ enum Command {
         /// Storage root key type.
         #[arg(long, value_parser = ["ecc", "rsa"], default_value = "ecc")]
         srk: String,
+        /// Leave the SRK transient (derived again by every process) instead of
+        /// making it persistent at 0x81000001.
+        #[arg(long)]
+        no_persist: bool,
     },
     /// Tokens: groups of keys sharing a user PIN and an SO PIN.
     #[command(subcommand)]
@@ -241,13 +245,13 @@ fn run(cli: &Cli) -> Result<(), String> {
             println!("{}", tpmkey::store::to_hex(&bytes));
             Ok(())
         }
-        Command::Init { srk } => {
+        Command::Init { srk, no_persist } => {
             let kind = if srk == "rsa" {
                 SrkKind::Rsa
             } else {
                 SrkKind::Ecc
             };
-            let r = app()?.init(kind).map_err(e)?;
+            let r = app()?.init(kind, !*no_persist).map_err(e)?;
             let what = if r.persistent {
                 "persistent SRK at 0x81000001"
             } else {

@@ -1,0 +1,13 @@
+//! The PKCS#11 module `libtpmkey.so` (PKCS#11 2.40; `C_GetInterface` of 3.0):
+//! OpenSSH (`ssh -I`, `PKCS11Provider`, `ssh-keygen -D`, `ssh-add -s`),
+//! pkcs11-tool and p11-kit use TPM-held keys through it.
+//!
+//! - [`ffi`]: the C ABI; all `unsafe` code and pointer checks, panics caught.
+//! - [`state`]: slots, sessions, logins, objects and the TPM connection.
+//! - [`objects`]: the attributes each key shows.
+//! - [`mechanisms`]: mechanisms and how each becomes one TPM2_Sign.
+
+pub mod ffi;
+pub mod mechanisms;
+pub mod objects;
+pub mod state;
