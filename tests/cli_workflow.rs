@@ -35,7 +35,7 @@ fn seed_workflow_end_to_end() {
         assert!(ok, "tpmkey {args:?} failed: {err}");
         out
     };
-    assert!(run(&["init"]).contains("initialized; transient SRK"));
+    assert!(run(&["init"]).contains("initialized; persistent SRK at 0x81000001"));
     assert!(run(&["init"]).contains("already initialized"));
     run(&[
         "token",
