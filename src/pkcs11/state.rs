@@ -471,6 +471,16 @@ impl Module {
         self.conn.as_mut().ok_or(CKR_GENERAL_ERROR)
     }
 
+    /// Flushes the salted session, if one is open (the next operation that needs one
+    /// starts another).
+    fn flush_session(&mut self) {
+        if let Some(c) = self.conn.as_mut() {
+            if let Some(mut s) = c.session.take() {
+                let _ = c.tpm.flush_session(&mut s);
+            }
+        }
+    }
+
     /// Drops the connection after a transport failure, so the next call reconnects.
     fn check_conn(&mut self, e: &Error) {
         if matches!(e, Error::Transport(_)) {
@@ -581,7 +591,16 @@ impl Module {
             return Err(CKR_PIN_INCORRECT);
         }
         let label = self.slots[slot].label.clone();
-        let secret = self.with_connected(|app, c| app.unseal_token(c, &label, pin, so))?;
+        let secret = match self.with_connected(|app, c| app.unseal_token(c, &label, pin, so)) {
+            Ok(s) => s,
+            Err(rv) => {
+                // A failed login is often followed by an exit that runs no
+                // destructors (ssh's fatal() ends in _exit): leave nothing loaded
+                // on a TPM without a resource manager. A retry starts a new session.
+                self.flush_session();
+                return Err(rv);
+            }
+        };
         self.slots[slot].login = Some(if so {
             Login::So(secret)
         } else {

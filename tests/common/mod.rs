@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod proxy;
+pub mod ssh;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -58,6 +59,11 @@ fn swtpm_binary() -> &'static str {
         panic!("swtpm not found: install it (apt-get install swtpm swtpm-tools); the integration tests need a real TPM simulator");
     }
     "swtpm"
+}
+
+/// A free loopback TCP port (for servers the tests start: sshd, proxies).
+pub fn free_port_pub() -> u16 {
+    free_port()
 }
 
 fn free_port() -> u16 {

@@ -11,12 +11,35 @@ use std::time::{Duration, Instant};
 use super::TempDir;
 
 /// The PKCS#11 module under test: `TPMKEY_TEST_MODULE` (test.sh points it at
-/// target/release/libtpmkey.so), else the one built beside the test binaries.
+/// target/release/libtpmkey.so), else the one cargo built for this test run
+/// (`cargo test` builds the library's cdylib into target/<profile>/deps).
 pub fn module_path() -> PathBuf {
     if let Some(p) = std::env::var_os("TPMKEY_TEST_MODULE").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "TPMKEY_TEST_MODULE={} does not exist",
+            p.display()
+        );
+        return p;
     }
-    super::tpmkey_bin().with_file_name("libtpmkey.so")
+    let bin = super::tpmkey_bin();
+    // deps/ first: that is the copy this `cargo test` built (the uplifted one in
+    // target/<profile>/ is only refreshed by `cargo build`).
+    let candidates = [
+        bin.with_file_name("deps").join("libtpmkey.so"),
+        bin.with_file_name("libtpmkey.so"),
+    ];
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "libtpmkey.so not found beside {}: run `cargo build` or set TPMKEY_TEST_MODULE",
+                bin.display()
+            )
+        })
 }
 
 fn need(tool: &str, package: &str) -> PathBuf {
@@ -99,7 +122,11 @@ impl Sshd {
             if let Ok(Some(st)) = s.child.try_wait() {
                 panic!("sshd exited with {st}: {}", s.log());
             }
-            assert!(Instant::now() < deadline, "sshd did not listen: {}", s.log());
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not listen: {}",
+                s.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         s
