@@ -6,10 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 scripts/install-deps.sh
 command -v swtpm >/dev/null || { echo "test.sh: swtpm not found: apt-get install swtpm swtpm-tools" >&2; exit 1; }
+# The ssh tests log in with `ssh -I target/release/libtpmkey.so`, the module users run.
+cargo build --release --lib --bins
+export TPMKEY_TEST_MODULE="$PWD/target/release/libtpmkey.so"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --workspace --all-targets "$@" 2>&1 | tee "$log" || status=$?
+cargo test --workspace --all-targets --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 # One closing line over every test binary (cargo prints one summary per binary).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
      END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"

@@ -138,7 +138,8 @@ impl App {
         })
     }
 
-    fn srk_kind(rec: &SrkRecord) -> SrkKind {
+    /// The SRK type a store record names.
+    pub fn srk_kind(rec: &SrkRecord) -> SrkKind {
         if rec.kind == "rsa" {
             SrkKind::Rsa
         } else {
@@ -161,14 +162,26 @@ impl App {
             vendor: i.vendor,
             firmware: i.firmware,
         });
-        if let Some(pinned) = &rec.srk {
-            let srk = Srk::load(&mut tpm, Self::srk_kind(pinned))?;
+        if let Some(pinned) = rec.srk.clone() {
+            let srk = Srk::load(&mut tpm, Self::srk_kind(&pinned))?;
             srk.check_pinned(&from_hex(
                 &pinned.name,
                 &self.store.root().join("store.json"),
             )?)?;
+            // Stores from before these fields: record them now (same format version).
+            let mut upgraded = false;
             if rec.tpm.is_none() && tpm_record.is_some() {
                 rec.tpm = tpm_record;
+                upgraded = true;
+            }
+            if let Some(p) = rec.srk.as_mut() {
+                if p.public.is_none() || p.persistent != srk.persistent {
+                    p.public = Some(to_hex(&srk.public.to_bytes()?));
+                    p.persistent = srk.persistent;
+                    upgraded = true;
+                }
+            }
+            if upgraded {
                 self.store.write_record(&rec)?;
             }
             return Ok(InitReport {
@@ -191,6 +204,8 @@ impl App {
                     "ecc".into()
                 },
                 name: name.clone(),
+                persistent: srk.persistent,
+                public: Some(to_hex(&srk.public.to_bytes()?)),
             }),
             tpm: tpm_record,
         };
@@ -200,6 +215,39 @@ impl App {
             name,
             already: false,
         })
+    }
+
+    /// Opens the TPM and takes the pinned SRK from the store when it is persistent
+    /// and its public area is recorded: no TPM command. Every secret then goes in
+    /// a session salted to that public key, which only the TPM holding its private
+    /// key can answer (a substituted TPM fails the response HMAC; a key blob loads
+    /// under no other parent). Otherwise as [`App::connect_srk`].
+    ///
+    /// # Errors
+    /// Not initialized; a corrupt store; as [`App::connect_srk`].
+    pub fn connect_srk_pinned(&self) -> Result<(Tpm, Srk)> {
+        let rec = self.store.read_record()?;
+        let path = self.store.root().join("store.json");
+        if let Some(pinned) = rec.srk.as_ref().filter(|p| p.persistent) {
+            if let Some(public) = &pinned.public {
+                let corrupt = |reason: String| {
+                    Error::Store(crate::store::StoreError::Corrupt {
+                        path: path.clone(),
+                        reason,
+                    })
+                };
+                let public = TpmtPublic::from_bytes(&from_hex(public, &path)?)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                let srk = Srk::pinned(public, Self::srk_kind(pinned))?;
+                if to_hex(&srk.name) != pinned.name {
+                    return Err(corrupt(
+                        "the SRK's recorded public area does not match its Name".into(),
+                    ));
+                }
+                return Ok((Tpm::open(&self.tcti)?, srk));
+            }
+        }
+        self.connect_srk()
     }
 
     /// Opens the TPM and loads the pinned SRK, failing on another TPM.

@@ -484,6 +484,11 @@ impl Tpm {
 
 impl Drop for Tpm {
     fn drop(&mut self) {
+        // The kernel resource manager flushes everything of a connection when its
+        // file closes (Linux tpm2-space.c): flushing first would only cost commands.
+        if self.tcti.as_ref().is_some_and(Tcti::has_resource_manager) {
+            return;
+        }
         for h in std::mem::take(&mut self.owned).into_iter().rev() {
             let _ = self.run(&FlushContext { flush_handle: h });
         }

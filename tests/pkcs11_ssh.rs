@@ -510,3 +510,45 @@ fn pkcs11_tool_test_keypairgen_and_p11_kit() {
     assert!(ours.contains("token: ssh"), "{ours}");
     assert!(ours.contains("library-description: tpmkey"), "{ours}");
 }
+
+#[test]
+fn another_tpm_is_named_not_mistaken_for_a_wrong_pin() {
+    let b = Bench::new();
+    b.pin_token("ssh");
+    b.key("ssh", "laptop", "ecc256", Some("1234"));
+    b.tk(&["token", "add", "--label", "auto", "--no-pin"]);
+    b.key("auto", "server", "ecc256", None);
+    let (ap, _) = b.askpass("ap", "1234");
+    let (keys, _) = b.keygen_d(&ap);
+    let sshd = Sshd::start(&keys);
+    // Another TPM: first a fresh one (nothing at 0x81000001), then one with its own
+    // persistent SRK there (sessions salted to our SRK cannot work on it).
+    let other = Swtpm::start();
+    let other_store = b.dir.path().join("other-store");
+    for round in 0..2 {
+        if round == 1 {
+            let out = Command::new(common::tpmkey_bin())
+                .arg("init")
+                .env("TPMKEY_TCTI", other.tcti())
+                .env("TPMKEY_STORE", &other_store)
+                .output()
+                .expect("tpmkey init");
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let m = module_path();
+        let mut c = sshd.ssh(&["-I", &m.to_string_lossy()], None);
+        with_tpm(&mut c, &other.tcti(), &b.store(), &ap);
+        let out = c.output().expect("ssh");
+        assert!(!logged_in(&out), "round {round}: logged in on another TPM");
+        assert!(
+            stderr(&out).contains("not the one the keys belong to"),
+            "round {round}: {}",
+            stderr(&out)
+        );
+        assert!(
+            !stderr(&out).contains("PIN incorrect"),
+            "round {round}: {}",
+            stderr(&out)
+        );
+    }
+}

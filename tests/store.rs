@@ -53,6 +53,8 @@ fn round_trip_and_permissions() {
         srk: Some(SrkRecord {
             kind: "ecc".into(),
             name: "000b00".into(),
+            persistent: false,
+            public: None,
         }),
         tpm: None,
     };

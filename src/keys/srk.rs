@@ -83,6 +83,27 @@ impl Srk {
         Self::create_primary(tpm, kind)
     }
 
+    /// The persistent SRK at 0x81000001 from a public area recorded earlier, with no
+    /// TPM command (the caller pins its Name).
+    ///
+    /// # Errors
+    /// A public area that is not a standard `kind` SRK.
+    pub fn pinned(public: TpmtPublic, kind: SrkKind) -> Result<Srk> {
+        if !matches_template(&public, kind) {
+            return Err(Error::Usage(
+                "the recorded SRK is not a standard storage root key".into(),
+            ));
+        }
+        let name = object_name(&public)?;
+        Ok(Srk {
+            handle: TpmHandle::SRK,
+            public,
+            name,
+            persistent: true,
+            kind,
+        })
+    }
+
     /// Derives the SRK with TPM2_CreatePrimary (deterministic for a given TPM and
     /// template). Nothing secret is sent: the SRK has an empty authValue.
     ///

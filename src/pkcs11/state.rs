@@ -460,7 +460,7 @@ impl Module {
                 diagnose(&Error::Usage(e.clone()));
                 return Err(CKR_DEVICE_ERROR);
             }
-            let (tpm, srk) = self.app()?.connect_srk().map_err(|e| rv_of(&e))?;
+            let (tpm, srk) = self.app()?.connect_srk_pinned().map_err(|e| rv_of(&e))?;
             self.conn = Some(Conn {
                 tpm,
                 srk,
@@ -478,6 +478,53 @@ impl Module {
             if let Some(mut s) = c.session.take() {
                 let _ = c.tpm.flush_session(&mut s);
             }
+        }
+    }
+
+    /// The return value for a failed TPM operation. An integrity or handle error may
+    /// mean the TPM is not the one the store was made on (the pinned SRK is used
+    /// without asking the TPM first): then say so, which the raw error would not.
+    fn fail(&mut self, e: &Error) -> Rv {
+        use tpm_commands::constants::TpmCc;
+        use tpm_commands::rc::ResponseCode as Rc;
+        // A salt to another key, or a blob of another parent, fails in
+        // StartAuthSession or Load (a session the TPM cannot key fails its HMAC:
+        // TPM_RC_AUTH_FAIL on Load, which is no PIN error).
+        let suspicious = match e {
+            Error::Integrity { .. } => true,
+            Error::Tpm { cc, rc } => {
+                *cc == TpmCc::LOAD
+                    || *cc == TpmCc::START_AUTH_SESSION
+                    || matches!(rc.base(), Rc::INTEGRITY | Rc::HANDLE)
+            }
+            _ => false,
+        };
+        if suspicious {
+            if let Some(wrong) = self.srk_mismatch() {
+                diagnose(&wrong);
+                return CKR_DEVICE_ERROR;
+            }
+        }
+        let rv = rv_of(e);
+        self.check_conn(e);
+        rv
+    }
+
+    /// Asks the TPM for its SRK and compares it with the pinned one: the error to
+    /// report when they differ (or the SRK is gone).
+    fn srk_mismatch(&mut self) -> Option<Error> {
+        let pinned = self.app.as_ref()?.store.read_record().ok()?.srk?;
+        let want = from_hex(&pinned.name, std::path::Path::new("store.json")).ok()?;
+        let conn = self.conn.as_mut()?;
+        let found = Srk::load(&mut conn.tpm, App::srk_kind(&pinned));
+        match found {
+            Ok(srk) => {
+                if !srk.persistent {
+                    let _ = conn.tpm.flush(srk.handle);
+                }
+                srk.check_pinned(&want).err()
+            }
+            Err(e) => Some(e),
         }
     }
 
@@ -514,10 +561,8 @@ impl Module {
             ) {
                 Ok(s) => s,
                 Err(e) => {
-                    let rv = rv_of(&e);
                     self.conn = Some(conn);
-                    self.check_conn(&e);
-                    return Err(rv);
+                    return Err(self.fail(&e));
                 }
             },
         };
@@ -537,11 +582,7 @@ impl Module {
             session: Some(c.session),
             loaded,
         });
-        r.map_err(|e| {
-            let rv = rv_of(&e);
-            self.check_conn(&e);
-            rv
-        })
+        r.map_err(|e| self.fail(&e))
     }
 
     // ---- login ----
@@ -978,11 +1019,7 @@ impl Module {
                 conn.loaded.push((oh, k.clone()));
                 Ok(k)
             }
-            Err(e) => {
-                let rv = rv_of(&e);
-                self.check_conn(&e);
-                Err(rv)
-            }
+            Err(e) => Err(self.fail(&e)),
         }
     }
 
@@ -1021,11 +1058,7 @@ impl Module {
                 plan.scheme,
                 hash_id,
             )
-            .map_err(|e| {
-                let rv = rv_of(&e);
-                self.check_conn(&e);
-                rv
-            })?
+            .map_err(|e| self.fail(&e))?
         } else {
             self.with_connected(|_, c| {
                 ops::sign(

@@ -100,6 +100,14 @@ pub struct SrkRecord {
     pub kind: String,
     /// Its Name, hex.
     pub name: String,
+    /// It lives at the persistent handle 0x81000001 (made so by `init`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub persistent: bool,
+    /// Its public area (TPMT_PUBLIC, hex): with it a process salts sessions to the
+    /// SRK without first asking the TPM for it (TPM2_ReadPublic). A TPM holding
+    /// another key there cannot answer such a session, so the pin still holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<String>,
 }
 
 /// `store.json`.
