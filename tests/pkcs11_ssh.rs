@@ -440,7 +440,16 @@ fn pkcs11_tool_test_keypairgen_and_p11_kit() {
     let out = p11tool(&["--test"]);
     assert!(out.contains("No errors"), "{out}");
     assert!(out.contains("RSA-PKCS: OK"), "{out}");
-    // A signature by pkcs11-tool verifies against the key the CLI shows.
+    // A signature by pkcs11-tool verifies against the key the CLI shows (chosen by
+    // CKA_ID: pkcs11-tool --sign does not select by label).
+    let listing: serde_json::Value =
+        serde_json::from_str(&b.tk(&["key", "list", "--token", "ssh", "--json"])).unwrap();
+    let id = listing
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["label"] == "gen-ec"))
+        .and_then(|k| k["id"].as_str())
+        .expect("gen-ec's id")
+        .to_string();
     let data = b.dir.path().join("data");
     let sig = b.dir.path().join("sig");
     std::fs::write(&data, b"signed by the TPM through pkcs11-tool").unwrap();
@@ -448,8 +457,8 @@ fn pkcs11_tool_test_keypairgen_and_p11_kit() {
         "--sign",
         "-m",
         "ECDSA-SHA256",
-        "--label",
-        "gen-ec",
+        "--id",
+        &id,
         "-i",
         &data.to_string_lossy(),
         "-o",

@@ -680,11 +680,13 @@ impl Module {
         let Some(app) = &self.app else { return };
         let label = self.slots[slot].label.clone();
         let needs_login = !self.slots[slot].token.no_pin;
-        let keys = app
+        let mut keys = app
             .store
             .read_keys(&label)
             .map(|(k, _)| k)
             .unwrap_or_default();
+        // Oldest first, so that listings (ssh-keygen -D, pkcs11-tool -O) keep one order.
+        keys.sort_by(|a, b| (a.created, &a.label).cmp(&(b.created, &b.label)));
         let path = app.store.root().join("tokens").join(&label);
         for o in self.objects.iter_mut() {
             if o.as_ref()
