@@ -607,14 +607,11 @@ impl App {
     ) -> Result<Vec<u8>> {
         use crate::keys::signature::{sign_digest, verify};
         let (keys, _) = self.store.read_keys(token_label)?;
-        let k = keys
-            .iter()
-            .find(|k| k.label == key_label)
-            .ok_or_else(|| {
-                Error::Usage(format!(
-                    "token {token_label:?} has no key labelled {key_label:?} (see `tpmkey key list`)"
-                ))
-            })?;
+        let k = keys.iter().find(|k| k.label == key_label).ok_or_else(|| {
+            Error::Usage(format!(
+                "token {token_label:?} has no key labelled {key_label:?} (see `tpmkey key list`)"
+            ))
+        })?;
         let path = self.token_path(token_label);
         let wrapped = unwrap_record(&k.blob, &path)?;
         let mut c = self.connect()?;
@@ -632,7 +629,13 @@ impl App {
         )?;
         let digest = hash.hash(&[data]);
         let sig = if auth.is_empty() {
-            sign_digest(&mut c.tpm, &key, crate::tpm::Auth::EmptyPassword, hash, &digest)
+            sign_digest(
+                &mut c.tpm,
+                &key,
+                crate::tpm::Auth::EmptyPassword,
+                hash,
+                &digest,
+            )
         } else {
             sign_digest(
                 &mut c.tpm,

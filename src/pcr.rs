@@ -283,7 +283,9 @@ pub fn extend_sha256(tpm: &mut Tpm, index: u8, digest: &[u8]) -> Result<Vec<u8>>
         )));
     }
     if digest.len() != HashAlg::Sha256.digest_size() {
-        return Err(Error::Usage("a SHA-256 PCR extend needs a 32-byte digest".into()));
+        return Err(Error::Usage(
+            "a SHA-256 PCR extend needs a 32-byte digest".into(),
+        ));
     }
     let handle = TpmHandle(u32::from(index));
     tpm.execute(
@@ -330,7 +332,13 @@ mod tests {
 
     #[test]
     fn parse_refuses_nonsense() {
-        for bad in ["sha256", "md5:1", "sha256:24", "sha256:x", "sha256:1+sha256:2"] {
+        for bad in [
+            "sha256",
+            "md5:1",
+            "sha256:24",
+            "sha256:x",
+            "sha256:1+sha256:2",
+        ] {
             assert!(PcrSelection::parse(bad).is_err(), "{bad}");
         }
     }

@@ -93,7 +93,10 @@ pub struct SealedSecret {
 fn policy_for(pcrs: &PcrSelection, values: &[PcrValue], pin: bool) -> Result<PolicyDigest> {
     let mut p = PolicyDigest::new(POLICY_HASH);
     if !pcrs.is_empty() {
-        p = p.pcr(&pcrs.to_tpml(), &pcr::policy_pcr_digest(POLICY_HASH, values))?;
+        p = p.pcr(
+            &pcrs.to_tpml(),
+            &pcr::policy_pcr_digest(POLICY_HASH, values),
+        )?;
     }
     if pin {
         p = p.auth_value();
@@ -103,7 +106,11 @@ fn policy_for(pcrs: &PcrSelection, values: &[PcrValue], pin: bool) -> Result<Pol
 
 /// Policy sessions salted to the SRK: the response-encryption key of Unseal
 /// depends on a salt only the TPM can decrypt.
-fn policy_session(tpm: &mut Tpm, srk: &Srk, kind: SessionKind) -> Result<crate::session::AuthSession> {
+fn policy_session(
+    tpm: &mut Tpm,
+    srk: &Srk,
+    kind: SessionKind,
+) -> Result<crate::session::AuthSession> {
     let salt = srk.salt_key()?;
     let mut p = SessionParams::salted_hmac(&salt);
     p.kind = kind;
@@ -163,7 +170,8 @@ impl SealedSecret {
             // extended between the read and the seal, and any disagreement on
             // how the selection is hashed.
             let mut t = policy_session(tpm, srk, SessionKind::Trial)?;
-            let r = policy_pcr(tpm, &mut t, &pcrs.to_tpml()).and_then(|()| policy_get_digest(tpm, &t));
+            let r =
+                policy_pcr(tpm, &mut t, &pcrs.to_tpml()).and_then(|()| policy_get_digest(tpm, &t));
             let flushed = tpm.flush_session(&mut t);
             let tpm_digest = r?;
             flushed?;
@@ -304,7 +312,10 @@ impl SealedSecret {
         let changed: Vec<String> = self
             .pcr_values
             .iter()
-            .filter(|old| !now.iter().any(|n| n.bank == old.bank && n.index == old.index && n.value == old.value))
+            .filter(|old| {
+                !now.iter()
+                    .any(|n| n.bank == old.bank && n.index == old.index && n.value == old.value)
+            })
             .map(PcrValue::label)
             .collect();
         if changed.is_empty() {
@@ -402,8 +413,11 @@ impl SealedSecret {
     /// newer tpmkey).
     pub fn from_json(bytes: &[u8]) -> Result<SealedSecret> {
         let bad = |what: String| Error::BadSealedFile(what);
-        let v: serde_json::Value = serde_json::from_slice(bytes)
-            .map_err(|e| bad(format!("not JSON ({e}); is this a file from `tpmkey seal`?")))?;
+        let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+            bad(format!(
+                "not JSON ({e}); is this a file from `tpmkey seal`?"
+            ))
+        })?;
         if v.get("format").and_then(|f| f.as_str()) != Some(FILE_FORMAT) {
             return Err(bad(format!(
                 "no \"format\": \"{FILE_FORMAT}\"; is this a file from `tpmkey seal`?"
@@ -456,10 +470,12 @@ impl SealedSecret {
             .map_err(|e| bad(format!("object.public: {e}")))?;
         if !matches!(public.params, PublicParams::KeyedHash { .. })
             || public.name_alg != TpmAlgId::SHA256
-            || public.object_attributes.contains(TpmaObject::USER_WITH_AUTH)
+            || public
+                .object_attributes
+                .contains(TpmaObject::USER_WITH_AUTH)
         {
             return Err(bad(
-                "the object is not a policy-protected sealed object".into(),
+                "the object is not a policy-protected sealed object".into()
             ));
         }
         if pcrs.is_empty() && !f.pin {

@@ -37,7 +37,10 @@ fn field_len(public: &TpmtPublic) -> Result<usize> {
             c => Err(Error::Crypto(format!("unsupported curve {c}"))),
         },
         PublicParams::Rsa { unique, .. } => Ok(unique.len()),
-        other => Err(Error::Usage(format!("a {} object cannot sign", other.alg()))),
+        other => Err(Error::Usage(format!(
+            "a {} object cannot sign",
+            other.alg()
+        ))),
     }
 }
 
@@ -119,14 +122,14 @@ pub fn verify(public: &TpmtPublic, hash: HashAlg, digest: &[u8], sig: &[u8]) -> 
             let point = ec_point(public)?;
             match parms.curve_id {
                 TpmEccCurve::NIST_P256 => {
-                    let vk = p256::ecdsa::VerifyingKey::from_sec1_bytes(&point)
-                        .map_err(|e| bad(&e))?;
+                    let vk =
+                        p256::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(|e| bad(&e))?;
                     let s = p256::ecdsa::Signature::from_slice(sig).map_err(|e| bad(&e))?;
                     vk.verify_prehash(digest, &s).map_err(|e| bad(&e))
                 }
                 TpmEccCurve::NIST_P384 => {
-                    let vk = p384::ecdsa::VerifyingKey::from_sec1_bytes(&point)
-                        .map_err(|e| bad(&e))?;
+                    let vk =
+                        p384::ecdsa::VerifyingKey::from_sec1_bytes(&point).map_err(|e| bad(&e))?;
                     let s = p384::ecdsa::Signature::from_slice(sig).map_err(|e| bad(&e))?;
                     vk.verify_prehash(digest, &s).map_err(|e| bad(&e))
                 }
@@ -148,6 +151,9 @@ pub fn verify(public: &TpmtPublic, hash: HashAlg, digest: &[u8], sig: &[u8]) -> 
             };
             key.verify(scheme, digest, sig).map_err(|e| bad(&e))
         }
-        other => Err(Error::Usage(format!("a {} object cannot sign", other.alg()))),
+        other => Err(Error::Usage(format!(
+            "a {} object cannot sign",
+            other.alg()
+        ))),
     }
 }
