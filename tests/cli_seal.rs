@@ -614,3 +614,44 @@ fn the_embed_example_runs_against_swtpm() {
         assert_eq!(out.contains("and a PIN"), pin.is_some(), "{out}");
     }
 }
+
+#[test]
+fn sealed_secret_api_reads_many_pcrs_and_names_the_changed_one() {
+    use tpmkey::keys::templates::SrkKind;
+    use tpmkey::{pcr, Error, PcrSelection, SealedSecret, Srk, Tpm};
+    let sim = Swtpm::start();
+    let mut tpm = Tpm::open(&sim.tcti().parse().unwrap()).unwrap();
+    let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
+    // 17 PCRs in two banks: more than one TPM2_PCR_Read answers (8 values each).
+    let pcrs = PcrSelection::parse("sha256:0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15+sha1:16").unwrap();
+    let sealed =
+        SealedSecret::seal(&mut tpm, &srk, &pcrs, Some(b"api-pin"), b"api secret").unwrap();
+    assert_eq!(sealed.pcr_values().len(), 17);
+    let sealed = SealedSecret::from_json(sealed.to_json().unwrap().as_bytes()).unwrap();
+    assert!(sealed.needs_pin());
+    assert_eq!(
+        &sealed.unseal(&mut tpm, &srk, Some(b"api-pin")).unwrap()[..],
+        b"api secret"
+    );
+    let e = sealed.unseal(&mut tpm, &srk, Some(b"nope")).unwrap_err();
+    assert_eq!(
+        e.response_code().map(|rc| rc.base()),
+        Some(tpm_commands::rc::ResponseCode::AUTH_FAIL),
+        "{e}"
+    );
+    assert!(sealed.unseal(&mut tpm, &srk, None).is_err());
+
+    // A PCR outside the selection changes nothing; one inside is named.
+    pcr::extend_sha256(&mut tpm, 23, &[1; 32]).unwrap();
+    assert_eq!(
+        &sealed.unseal(&mut tpm, &srk, Some(b"api-pin")).unwrap()[..],
+        b"api secret"
+    );
+    pcr::extend_sha256(&mut tpm, 3, &[2; 32]).unwrap();
+    match sealed.unseal(&mut tpm, &srk, Some(b"api-pin")) {
+        Err(Error::PolicyMismatch(m)) => {
+            assert!(m.contains("(PCR sha256:3 changed since)"), "{m}");
+        }
+        other => panic!("expected a policy mismatch, got {:?}", other.map(|_| ())),
+    }
+}
