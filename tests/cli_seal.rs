@@ -570,24 +570,25 @@ fn sign_prints_signatures_that_verify() {
     assert!(fails(&o, "sign with an unknown key").contains("no key labelled"));
 }
 
-/// target/debug/examples/embed, next to this test's deps/ directory.
+/// target/<profile>/examples/embed, next to this test's deps/ directory, built
+/// (or found up to date) by cargo first: `cargo test --all-targets` compiles the
+/// example as a test harness, which is not the program.
 fn example_bin() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("test exe");
-    let debug = exe
+    let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>");
-    let bin = debug.join("examples").join("embed");
-    if !bin.exists() {
-        // `cargo test --all-targets` builds it first; a narrower run builds it here.
-        let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--example", "embed"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("cargo build --example embed");
-        assert!(st.success(), "cargo build --example embed failed");
+    let mut build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    build
+        .args(["build", "--quiet", "--example", "embed"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
     }
-    bin
+    let st = build.status().expect("cargo build --example embed");
+    assert!(st.success(), "cargo build --example embed failed");
+    profile_dir.join("examples").join("embed")
 }
 
 #[test]
