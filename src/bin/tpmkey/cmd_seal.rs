@@ -18,6 +18,24 @@ fn e(x: tpmkey::Error) -> String {
     x.to_string()
 }
 
+/// A PIN from `--pin-file`, `TPMKEY_PIN` or a prompt, with a message that names
+/// only those when none is available (no terminal, e.g. in an initramfs script).
+fn pin_from(file: Option<&Path>, prompt: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+    let src = PinSource {
+        arg: None,
+        file,
+        env: "TPMKEY_PIN",
+        prompt,
+    };
+    read_pin(&src).map_err(|m| {
+        if file.is_none() && std::env::var_os("TPMKEY_PIN").is_none() {
+            "no PIN given and no terminal to ask on: use --pin-file FILE or TPMKEY_PIN".into()
+        } else {
+            m
+        }
+    })
+}
+
 /// Reads at most `max` bytes (+1, to tell that there was more) from `path` or
 /// stdin, into a buffer that is never reallocated (no stray copies of a secret).
 fn read_limited(path: Option<&Path>, max: usize) -> Result<Zeroizing<Vec<u8>>, String> {
@@ -103,18 +121,9 @@ pub fn seal(
         return Err("seal: the secret is empty (give it on stdin or with --in FILE)".into());
     }
     let pin = if with_pin {
-        let src = PinSource {
-            arg: None,
-            file: pin_file,
-            env: "TPMKEY_PIN",
-            prompt: "PIN for the sealed secret: ",
-        };
-        let pin = read_pin(&src)?;
+        let pin = pin_from(pin_file, "PIN for the sealed secret: ")?;
         if pin_file.is_none() && std::env::var_os("TPMKEY_PIN").is_none() {
-            let again = read_pin(&PinSource {
-                prompt: "The same PIN again: ",
-                ..src
-            })?;
+            let again = pin_from(None, "The same PIN again: ")?;
             if again != pin {
                 return Err("seal: the two PINs differ; nothing was sealed".into());
             }
@@ -151,12 +160,10 @@ pub fn unseal(
     let sealed =
         SealedSecret::from_json(&bytes).map_err(|x| format!("unseal: {}: {x}", file.display()))?;
     let pin = if sealed.needs_pin() {
-        Some(read_pin(&PinSource {
-            arg: None,
-            file: pin_file,
-            env: "TPMKEY_PIN",
-            prompt: "PIN: ",
-        })?)
+        Some(
+            pin_from(pin_file, "PIN: ")
+                .map_err(|m| format!("unseal: this secret needs its PIN; {m}"))?,
+        )
     } else {
         None
     };
