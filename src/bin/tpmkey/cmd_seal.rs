@@ -141,11 +141,9 @@ pub fn seal(
         (false, false) => format!("PCRs {pcrs}"),
         _ => "a PIN".into(),
     };
-    eprintln!(
-        "sealed {} bytes under {what} to {}",
-        secret.len(),
-        out.display()
-    );
+    let n = secret.len();
+    let unit = if n == 1 { "byte" } else { "bytes" };
+    eprintln!("sealed {n} {unit} under {what} to {}", out.display());
     Ok(())
 }
 
