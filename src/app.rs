@@ -635,4 +635,67 @@ impl App {
         }
         Ok(lines)
     }
+
+    /// `tpmkey sign`: signs `data` with key `key_label` of token `token_label`
+    /// (digest with `hash` on the host, one TPM2_Sign: ECDSA or RSASSA), checks
+    /// the signature in software against the key's public area, and returns it
+    /// (ECDSA r || s, RSA PKCS#1 v1.5). The key's authValue is proven by HMAC in
+    /// the salted session; it is never sent.
+    ///
+    /// # Errors
+    /// Unknown token or key, wrong PIN, lockout, TPM errors, a signature that does
+    /// not verify.
+    pub fn sign_data(
+        &self,
+        token_label: &str,
+        key_label: &str,
+        user_pin: &[u8],
+        hash: crate::crypto::hash::HashAlg,
+        data: &[u8],
+    ) -> Result<Vec<u8>> {
+        use crate::keys::signature::{sign_digest, verify};
+        let (keys, _) = self.store.read_keys(token_label)?;
+        let k = keys.iter().find(|k| k.label == key_label).ok_or_else(|| {
+            Error::Usage(format!(
+                "token {token_label:?} has no key labelled {key_label:?} (see `tpmkey key list`)"
+            ))
+        })?;
+        let path = self.token_path(token_label);
+        let wrapped = unwrap_record(&k.blob, &path)?;
+        let mut c = self.connect()?;
+        let auth = if k.empty_auth {
+            zeroize::Zeroizing::new(Vec::new())
+        } else {
+            let secret = self.token_secret(&mut c, token_label, user_pin)?;
+            token::key_auth(&secret, &from_hex(&k.id, &path)?)
+        };
+        let key = crate::keys::ops::load_key_with(
+            &mut c.tpm,
+            &c.srk,
+            crate::tpm::Auth::EmptyPassword,
+            &wrapped,
+        )?;
+        let digest = hash.hash(&[data]);
+        let sig = if auth.is_empty() {
+            sign_digest(
+                &mut c.tpm,
+                &key,
+                crate::tpm::Auth::EmptyPassword,
+                hash,
+                &digest,
+            )
+        } else {
+            sign_digest(
+                &mut c.tpm,
+                &key,
+                crate::tpm::Auth::Session(&mut c.session, &auth),
+                hash,
+                &digest,
+            )
+        };
+        let _ = c.tpm.flush(key.handle);
+        let sig = sig?;
+        verify(&wrapped.public, hash, &digest, &sig)?;
+        Ok(sig)
+    }
 }

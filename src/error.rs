@@ -63,6 +63,14 @@ pub enum Error {
         /// Seconds per forgiven failure.
         interval: u32,
     },
+    /// A policy session did not satisfy an object's authPolicy
+    /// (TPM_RC_POLICY_FAIL): the message says why, e.g. which PCRs changed.
+    #[error("{0}")]
+    PolicyMismatch(String),
+    /// A sealed-secret file ([`crate::sealed::SealedSecret`]) that does not parse,
+    /// comes from a newer tpmkey, or does not agree with itself.
+    #[error("not a usable sealed file: {0}")]
+    BadSealedFile(String),
     /// The key store.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

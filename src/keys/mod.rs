@@ -4,6 +4,7 @@ pub mod import;
 pub mod keyfile;
 pub mod ops;
 pub mod public;
+pub mod signature;
 pub mod srk;
 pub mod sshpub;
 pub mod templates;

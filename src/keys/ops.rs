@@ -218,7 +218,8 @@ pub fn supports(tpm: &mut Tpm, alg: KeyAlgorithm) -> Result<bool> {
 
 /// Seals `secret` under the SRK (a keyed-hash object with no sign/decrypt use):
 /// with authValue `auth` and, when `policy` is given, that authPolicy (then
-/// userWithAuth is clear, so only the policy can unseal). Goes in a salted session
+/// userWithAuth is clear, so only the policy can unseal); `noDA` exactly when
+/// `auth` is empty. Goes in a salted session
 /// with `decrypt`: the secret and the authValue never cross the bus in clear.
 ///
 /// # Errors
@@ -237,7 +238,9 @@ pub fn seal(
     if policy.is_none() {
         attrs |= TpmaObject::USER_WITH_AUTH;
     }
-    if auth.is_empty() && policy.is_none() {
+    if auth.is_empty() {
+        // No authValue: nothing to guess, so no dictionary-attack protection
+        // (a lockout caused by someone else must not block a PCR-only unseal).
         attrs |= TpmaObject::NO_DA;
     }
     let public = TpmtPublic {

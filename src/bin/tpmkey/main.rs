@@ -10,6 +10,7 @@ use tpmkey::tcti::Tcti;
 
 mod cmd_check;
 mod cmd_info;
+mod cmd_seal;
 mod pin;
 
 use pin::{read_pin, PinSource};
@@ -62,6 +63,63 @@ enum Command {
     /// User PINs.
     #[command(subcommand)]
     Pin(PinCmd),
+    /// Seal a secret (stdin or --in, at most 128 bytes) to this TPM under a PCR
+    /// policy and/or a PIN; write the sealed file (JSON, 0600, not secret).
+    Seal {
+        /// PCRs whose current values the secret is sealed to: BANK:LIST, banks
+        /// joined with '+', e.g. sha256:7,16 or sha256:7+sha1:0; empty = none
+        /// (only with --with-pin).
+        #[arg(long, default_value = "", value_name = "PCRS")]
+        pcrs: String,
+        /// Also require a PIN (PolicyAuthValue; the TPM counts wrong guesses).
+        #[arg(long)]
+        with_pin: bool,
+        /// Read the PIN from the first line of this file (else $TPMKEY_PIN, else a prompt).
+        #[arg(long, requires = "with_pin")]
+        pin_file: Option<PathBuf>,
+        /// Read the secret from this file instead of stdin.
+        #[arg(long = "in", value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// The sealed file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Unseal a secret sealed with `tpmkey seal`; writes the raw bytes to stdout or --out.
+    Unseal {
+        /// The sealed file.
+        file: PathBuf,
+        /// Write the secret to this file (0600) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Read the PIN from the first line of this file (else $TPMKEY_PIN, else a prompt).
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
+    },
+    /// Sign data (stdin or --in) with a key of the store; prints the signature in
+    /// hex (ECDSA r||s, RSA PKCS#1 v1.5), after checking it against the public key.
+    Sign {
+        /// The token.
+        #[arg(long)]
+        token: String,
+        /// The key's label.
+        #[arg(long)]
+        label: String,
+        /// The token's user PIN (prompted for when needed and absent).
+        #[arg(long)]
+        userpin: Option<String>,
+        /// Read the user PIN from the first line of this file.
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
+        /// The hash of the data: sha256, sha384, sha512 or sha1.
+        #[arg(long, default_value = "sha256")]
+        hash: String,
+        /// Read the data from this file instead of stdin.
+        #[arg(long = "in", value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
+    /// PCRs: read, extend.
+    #[command(subcommand)]
+    Pcr(PcrCmd),
     /// Print authorized_keys lines for the keys (comment = key label).
     SshPubkey {
         /// Only this token.
@@ -70,6 +128,27 @@ enum Command {
         /// Only this key.
         #[arg(long)]
         label: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PcrCmd {
+    /// Extend a SHA-256 PCR with SHA-256(DATA) (TPM2_PCR_Extend). PCRs 16 (debug)
+    /// and 23 (application) only, unless --force.
+    Extend {
+        /// The PCR.
+        index: u8,
+        /// The string whose SHA-256 is extended into the PCR.
+        #[arg(long)]
+        data: String,
+        /// Allow PCRs other than 16 and 23 (this breaks secrets sealed to them until reboot).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print PCR values, e.g. `tpmkey pcr read sha256:7,16`.
+    Read {
+        /// The PCRs: BANK:LIST, banks joined with '+'.
+        pcrs: String,
     },
 }
 
@@ -447,6 +526,46 @@ fn run(cli: &Cli) -> Result<(), String> {
             println!("user PIN of token {token} reset");
             Ok(())
         }
+        Command::Seal {
+            pcrs,
+            with_pin,
+            pin_file,
+            input,
+            out,
+        } => cmd_seal::seal(
+            &app()?,
+            pcrs,
+            *with_pin,
+            pin_file.as_deref(),
+            input.as_deref(),
+            out,
+        ),
+        Command::Unseal {
+            file,
+            out,
+            pin_file,
+        } => cmd_seal::unseal(
+            &tcti(cli).map_err(e)?,
+            file,
+            out.as_deref(),
+            pin_file.as_deref(),
+        ),
+        Command::Sign {
+            token,
+            label,
+            userpin,
+            pin_file,
+            hash,
+            input,
+        } => {
+            let app = app()?;
+            let pin = user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref())?;
+            cmd_seal::sign(&app, token, label, &pin, hash, input.as_deref())
+        }
+        Command::Pcr(PcrCmd::Extend { index, data, force }) => {
+            cmd_seal::pcr_extend(&tcti(cli).map_err(e)?, *index, data, *force)
+        }
+        Command::Pcr(PcrCmd::Read { pcrs }) => cmd_seal::pcr_read(&tcti(cli).map_err(e)?, pcrs),
         Command::SshPubkey { token, label } => {
             let lines = app()?
                 .ssh_pubkeys(token.as_deref(), label.as_deref())
