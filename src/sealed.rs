@@ -379,6 +379,8 @@ impl SealedSecret {
                     SrkKind::Rsa => "rsa".into(),
                 },
                 name: to_hex(&self.srk_name),
+                persistent: false,
+                public: None,
             },
             pcrs: self.pcrs.to_string(),
             pcr_values: self
