@@ -72,7 +72,7 @@ impl HashAlg {
         }
     }
 
-    /// H(parts[0] || parts[1] || …).
+    /// H(`parts[0] || parts[1] || …`).
     pub fn hash(self, parts: &[&[u8]]) -> Vec<u8> {
         each_hash!(self, H => {
             let mut h = H::new();
@@ -83,7 +83,7 @@ impl HashAlg {
         })
     }
 
-    /// HMAC(key, parts[0] || parts[1] || …).
+    /// HMAC(key, `parts[0] || parts[1] || …`).
     pub fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         each_hash!(self, H => {
             // HMAC takes keys of any length; new_from_slice cannot fail for it.

@@ -51,7 +51,7 @@ fn pad_left(b: &[u8], size: usize) -> Result<Vec<u8>, CryptoError> {
     Ok(v)
 }
 
-/// ECDH with a given ephemeral scalar: returns (Z = x([d]·Q), Qe.x, Qe.y), all
+/// ECDH with a given ephemeral scalar: returns (Z = x(`[d]·Q`), Qe.x, Qe.y), all
 /// fixed-width. The point Q is checked to be on the curve.
 ///
 /// # Errors

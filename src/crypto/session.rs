@@ -54,7 +54,7 @@ pub fn session_key(
 }
 
 /// The command HMAC (Part 1 §19.6.5): HMAC(hmacKey, cpHash || nonceCaller ||
-/// nonceTPM || [nonceTPMdecrypt] || [nonceTPMencrypt] || sessionAttributes).
+/// `nonceTPM || [nonceTPMdecrypt] || [nonceTPMencrypt] || sessionAttributes`).
 #[allow(clippy::too_many_arguments)]
 pub fn command_hmac(
     hash: HashAlg,
