@@ -497,7 +497,9 @@ echo
 echo "tpmkey vs tpm2-pkcs11: swtpm $(awk '{print $4}' <<<"$SWTPM_VERSION" | tr -d ,), ONE swtpm process serving both stacks, one after the other"
 echo "(tpmkey straight to its TCP socket; tpm2-pkcs11 $(dpkg-query -W -f '${Version}' libtpm2-pkcs11-1) via tpm2-abrmd $(tpm2-abrmd --version 2>/dev/null | awk '{print $NF}'));"
 echo "$(ssh -V 2>&1 | cut -d, -f1); $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "ratio = tpm2-pkcs11 / tpmkey, except signatures per second (tpmkey / tpm2-pkcs11): > 1 means tpmkey is better"
+echo "ratio = tpm2-pkcs11 / tpmkey, except signatures per second (tpmkey / tpm2-pkcs11): > 1 means tpmkey is better."
+echo "The stacks run minutes apart on a shared machine: for logins compare the load-neutral row (each"
+echo "login over a key-file login interleaved with it), for signatures the ratio to the bare TPM2_Sign."
 echo
 row "" tpmkey tpm2-pkcs11 ratio
 row "" ------ ----------- -----
@@ -506,7 +508,7 @@ row "  TPM commands" "${R[tk.n.keygen]}" "${R[peer.n.keygen]}"
 row "  peak RSS (KiB)" "${R[tk.rss.keygen]}" "${R[peer.rss.keygen]}"
 row "ssh -I login, median of $RUNS_LOGIN (ms)" "${R[tk.login]}" "${R[peer.login]}"
 row "  key-file login, interleaved (ms)" "${R[tk.keyfile]}" "${R[peer.keyfile]}" ""
-row "  login / key-file login" "$tk_login_rel" "$peer_login_rel"
+row "  login / key-file login (load-neutral)" "$tk_login_rel" "$peer_login_rel"
 row "  TPM commands per login" "${R[tk.n.login]}" "${R[peer.n.login]}"
 for k in ec rsa; do
     if [ $k = ec ]; then name="ECDSA P-256"; else name="RSA-2048 PKCS#1 v1.5"; fi
