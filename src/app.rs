@@ -296,16 +296,105 @@ impl App {
         }
         let mut c = self.connect()?;
         let t = token::create_token(&mut c.tpm, &c.srk, &mut c.session, pins)?;
-        let rec = TokenRecord {
+        let mut rec = TokenRecord {
             version: FORMAT_VERSION,
             label: label.to_string(),
             no_pin: pins.is_none(),
             user_seal: Some(wrap_record(&t.user_seal)?),
             so_seal: t.so_seal.as_ref().map(wrap_record).transpose()?,
+            user_seal_handle: None,
             created: now(),
         };
         self.store.write_token(&rec)?;
+        if pins.is_some() {
+            rec.user_seal_handle = self.persist_user_seal(&mut c, &t.user_seal)?;
+            if rec.user_seal_handle.is_some() {
+                self.store.write_token(&rec)?;
+            }
+        }
         Ok(())
+    }
+
+    /// Keeps a user seal persistent (only where the SRK is persistent too: a
+    /// transient SRK is derived again by every process, and a login would not gain).
+    /// None when the TPM has no room or the owner hierarchy has a password.
+    fn persist_user_seal(&self, c: &mut Connected, seal: &WrappedKey) -> Result<Option<u32>> {
+        if !c.srk.persistent {
+            return Ok(None);
+        }
+        Ok(crate::keys::persist::persist(
+            &mut c.tpm,
+            &c.srk,
+            seal,
+            crate::keys::persist::TOKEN_SEALS,
+        )?
+        .map(|h| h.0))
+    }
+
+    /// Puts a new user seal in place of the old one (PIN change, SO reset): the old
+    /// persistent copy is removed first, the record written, then the new seal made
+    /// persistent. A crash in between leaves a token that still works from its blob.
+    fn replace_user_seal(
+        &self,
+        c: &mut Connected,
+        t: &mut TokenRecord,
+        new_seal: &WrappedKey,
+    ) -> Result<()> {
+        let path = self.token_path(&t.label);
+        if let (Some(h), Some(old)) = (t.user_seal_handle, t.user_seal.as_ref()) {
+            let old = unwrap_record(old, &path)?;
+            crate::keys::persist::evict(&mut c.tpm, tpm_commands::constants::TpmHandle(h), &old)?;
+        }
+        t.user_seal = Some(wrap_record(new_seal)?);
+        t.user_seal_handle = None;
+        self.store.write_token(t)?;
+        t.user_seal_handle = self.persist_user_seal(c, new_seal)?;
+        if t.user_seal_handle.is_some() {
+            self.store.write_token(t)?;
+        }
+        Ok(())
+    }
+
+    /// Drops a persistent handle that no longer holds the token's user seal from its
+    /// record, so that later logins go straight to the blob (a foreign object there
+    /// would count each login's HMAC as a failed authorization). Best effort.
+    fn forget_user_seal_handle(&self, label: &str, handle: u32) {
+        let Ok(_lock) = self.store.lock() else { return };
+        if let Ok(mut t) = self.store.read_token(label) {
+            if t.user_seal_handle == Some(handle) {
+                t.user_seal_handle = None;
+                let _ = self.store.write_token(&t);
+            }
+        }
+    }
+
+    /// `tpmkey token rm`: the token and its keys leave the store, and its persistent
+    /// user seal leaves the TPM. A TPM that cannot be reached is reported, and the
+    /// token is removed all the same (its seal then stays at the handle named).
+    ///
+    /// # Errors
+    /// Unknown token; store errors. A TPM error is returned after the removal as
+    /// [`Error::Usage`] with what is left behind.
+    pub fn token_rm(&self, label: &str) -> Result<()> {
+        let _lock = self.store.lock()?;
+        let t = self.store.read_token(label)?;
+        let mut left = None;
+        if let (Some(h), Some(seal)) = (t.user_seal_handle, t.user_seal.as_ref()) {
+            let seal = unwrap_record(seal, &self.token_path(label))?;
+            let r = self.connect_srk().and_then(|(mut tpm, _)| {
+                crate::keys::persist::evict(&mut tpm, tpm_commands::constants::TpmHandle(h), &seal)
+            });
+            if let Err(e) = r {
+                left = Some(format!(
+                    "token {label:?} removed, but its user seal stays persistent at 0x{h:08x} ({e}); remove it with `tpm2_evictcontrol -C o -c 0x{h:08x}`"
+                ));
+            }
+        }
+        self.store.remove_token(label)?;
+        match left {
+            Some(msg) => Err(Error::Usage(msg)),
+            None => Ok(()),
+        }
     }
 
     /// The path of a token's file, for error messages.
@@ -359,7 +448,31 @@ impl App {
             (s, if t.no_pin { &b""[..] } else { pin })
         };
         let seal = unwrap_record(seal, &path)?;
-        match token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin) {
+        let persistent = if so { None } else { t.user_seal_handle };
+        let r = match persistent {
+            Some(h) => {
+                let h = tpm_commands::constants::TpmHandle(h);
+                match token::login_persistent(&mut c.tpm, h, &mut c.session, &seal, pin) {
+                    // Another object at the handle (or none): not a PIN question.
+                    Err(Error::Tpm { rc, .. })
+                        if matches!(
+                            rc.base(),
+                            tpm_commands::rc::ResponseCode::AUTH_FAIL
+                                | tpm_commands::rc::ResponseCode::HANDLE
+                        ) && !crate::keys::persist::holds(&mut c.tpm, h, &seal)? =>
+                    {
+                        let r = token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin);
+                        if r.is_ok() {
+                            self.forget_user_seal_handle(label, h.0);
+                        }
+                        r
+                    }
+                    other => other,
+                }
+            }
+            None => token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin),
+        };
+        match r {
             Err(Error::Tpm { rc, .. }) if rc.base() == tpm_commands::rc::ResponseCode::LOCKOUT => {
                 let da = crate::info::gather(&mut c.tpm).map(|i| i.da).ok();
                 Err(Error::Lockout {
@@ -453,6 +566,12 @@ impl App {
         imported: bool,
         make: impl FnOnce(&mut Connected, &[u8]) -> Result<WrappedKey>,
     ) -> Result<KeyRecord> {
+        // The PIN is checked before the store lock is taken (a login may update the
+        // token record; see `forget_user_seal_handle`).
+        let unsealed = match (self.store.read_token(token_label)?.no_pin, unlock) {
+            (false, Unlock::Pin(pin)) => Some(self.token_secret(c, token_label, pin)?),
+            _ => None,
+        };
         let _lock = self.store.lock()?;
         let t = self.store.read_token(token_label)?;
         let (keys, _) = self.store.read_keys(token_label)?;
@@ -489,11 +608,13 @@ impl App {
         let auth = if t.no_pin {
             zeroize::Zeroizing::new(Vec::new())
         } else {
-            match unlock {
-                Unlock::Secret(s) => token::key_auth(s, &id),
-                Unlock::Pin(pin) => {
-                    let secret = self.token_secret(c, token_label, pin)?;
-                    token::key_auth(&secret, &id)
+            match (unlock, &unsealed) {
+                (Unlock::Secret(s), _) => token::key_auth(s, &id),
+                (Unlock::Pin(_), Some(secret)) => token::key_auth(secret, &id),
+                (Unlock::Pin(_), None) => {
+                    return Err(Error::Usage(format!(
+                        "token {token_label:?} gained a PIN meanwhile; try again"
+                    )))
                 }
             }
         };
@@ -548,21 +669,22 @@ impl App {
             &path,
         )?;
         let new_seal = token::change_pin(&mut c.tpm, &c.srk, &mut c.session, &seal, old, new)?;
-        *slot = Some(wrap_record(&new_seal)?);
-        self.store.write_token(&t)?;
-        Ok(())
+        if so {
+            *slot = Some(wrap_record(&new_seal)?);
+            self.store.write_token(&t)?;
+            return Ok(());
+        }
+        self.replace_user_seal(c, &mut t, &new_seal)
     }
 
     /// Replaces a token's user seal (a new user PIN set by the SO).
     ///
     /// # Errors
     /// Store errors.
-    pub fn set_user_seal(&self, label: &str, seal: &WrappedKey) -> Result<()> {
+    pub fn set_user_seal(&self, c: &mut Connected, label: &str, seal: &WrappedKey) -> Result<()> {
         let _lock = self.store.lock()?;
         let mut t = self.store.read_token(label)?;
-        t.user_seal = Some(wrap_record(seal)?);
-        self.store.write_token(&t)?;
-        Ok(())
+        self.replace_user_seal(c, &mut t, seal)
     }
 
     /// `tpmkey pin reset`: the SO PIN unseals the token secret, which is sealed
@@ -587,9 +709,7 @@ impl App {
         )?;
         let mut c = self.connect()?;
         let new_seal = token::reset_pin(&mut c.tpm, &c.srk, &mut c.session, &so, so_pin, new_user)?;
-        t.user_seal = Some(wrap_record(&new_seal)?);
-        self.store.write_token(&t)?;
-        Ok(())
+        self.replace_user_seal(&mut c, &mut t, &new_seal)
     }
 
     /// Every key, with its token label (reads the store only; no TPM).

@@ -123,6 +123,35 @@ pub fn login(
     Ok(secret)
 }
 
+/// Unseals the token secret from the persistent copy of `seal_blob` at `handle` (no
+/// TPM2_Load, no TPM2_FlushContext). A handle that holds another object fails the
+/// session HMAC (the Name in cpHash is `seal_blob`'s): the caller tells that from a
+/// wrong PIN with [`crate::keys::persist::holds`].
+///
+/// # Errors
+/// As [`login`].
+pub fn login_persistent(
+    tpm: &mut Tpm,
+    handle: tpm_commands::constants::TpmHandle,
+    session: &mut AuthSession,
+    seal_blob: &WrappedKey,
+    pin: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let obj = crate::keys::ops::LoadedKey {
+        handle,
+        name: crate::keys::public::object_name(&seal_blob.public)?,
+        public: seal_blob.public.clone(),
+    };
+    let secret = unseal(tpm, &obj, session, &pin_auth(pin))?;
+    if secret.len() != SECRET_LEN {
+        return Err(Error::Integrity {
+            cc: tpm_commands::constants::TpmCc::UNSEAL,
+            what: "token secret of the wrong size",
+        });
+    }
+    Ok(secret)
+}
+
 /// Changes the user PIN: ObjectChangeAuth on the user seal (the old PIN proven by
 /// HMAC, the new one sent encrypted). Returns the new user seal; keys are unchanged.
 ///

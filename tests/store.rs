@@ -34,6 +34,7 @@ fn token(label: &str) -> TokenRecord {
         no_pin: true,
         user_seal: None,
         so_seal: None,
+        user_seal_handle: None,
         created: 1,
     }
 }

@@ -3,6 +3,7 @@
 pub mod import;
 pub mod keyfile;
 pub mod ops;
+pub mod persist;
 pub mod public;
 pub mod signature;
 pub mod srk;

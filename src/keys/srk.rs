@@ -148,32 +148,11 @@ impl Srk {
     /// # Errors
     /// Transport errors and unexpected TPM errors.
     pub fn make_persistent(&mut self, tpm: &mut Tpm) -> Result<bool> {
-        use tpm_commands::commands::EvictControl;
         if self.persistent {
             return Ok(true);
         }
-        let cmd = EvictControl {
-            auth: TpmHandle::RH_OWNER,
-            object_handle: self.handle,
-            persistent_handle: TpmHandle::SRK,
-        };
-        let owner = TpmHandle::RH_OWNER.0.to_be_bytes();
-        match tpm.execute(&cmd, &[&owner, &self.name], &mut [Auth::EmptyPassword]) {
-            Ok(_) => {}
-            Err(Error::Tpm { rc, .. })
-                if matches!(
-                    rc.base(),
-                    ResponseCode::BAD_AUTH
-                        | ResponseCode::AUTH_FAIL
-                        | ResponseCode::NV_SPACE
-                        | ResponseCode::NV_DEFINED
-                        | ResponseCode::HIERARCHY
-                        | ResponseCode::LOCKOUT
-                ) =>
-            {
-                return Ok(false)
-            }
-            Err(e) => return Err(e),
+        if !super::persist::evict_control(tpm, self.handle, &self.name, TpmHandle::SRK)? {
+            return Ok(false);
         }
         tpm.flush(self.handle)?;
         self.handle = TpmHandle::SRK;

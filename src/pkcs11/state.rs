@@ -1195,7 +1195,7 @@ impl Module {
                 &crate::token::pin_auth(pin),
                 None,
             )?;
-            app.set_user_seal(&label, &seal)
+            app.set_user_seal(c, &label, &seal)
         })?;
         self.refresh_slots();
         Ok(())

@@ -157,6 +157,11 @@ pub struct TokenRecord {
     pub user_seal: Option<WrappedRecord>,
     /// The token secret sealed under the SO PIN.
     pub so_seal: Option<WrappedRecord>,
+    /// Where the user seal is also kept persistent in the TPM (0x810001xx), so that
+    /// a login unseals it without loading it first; absent when the TPM had no room
+    /// (or for tokens made before), and then the blob above is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_seal_handle: Option<u32>,
     /// Creation time, seconds since the epoch.
     pub created: u64,
 }

@@ -399,10 +399,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Token(TokenCmd::Rm { label }) => {
-            let app = app()?;
-            let _lock = app.store.lock().map_err(|x| x.to_string())?;
-            app.store.read_token(label).map_err(|x| x.to_string())?;
-            app.store.remove_token(label).map_err(|x| x.to_string())?;
+            app()?.token_rm(label).map_err(e)?;
             println!("token {label} removed");
             Ok(())
         }
