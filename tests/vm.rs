@@ -91,7 +91,14 @@ fn musl_binary(root: &Path) -> PathBuf {
 #[test]
 fn workflow_kill_loop_and_concurrency_in_a_vm() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for tool in ["qemu-system-x86_64", "swtpm", "busybox", "cpio", "ssh-keygen", "file"] {
+    for tool in [
+        "qemu-system-x86_64",
+        "swtpm",
+        "busybox",
+        "cpio",
+        "ssh-keygen",
+        "file",
+    ] {
         assert!(have(tool), "{tool} not found: {HINT}");
     }
     assert!(
@@ -144,7 +151,8 @@ fn workflow_kill_loop_and_concurrency_in_a_vm() {
         "scripts/vm-test.sh failed:\n{stdout}\n{stderr}"
     );
     assert!(
-        stdout.contains("TPMKEY-VM-STAT kill loop") && stdout.contains("TPMKEY-VM-STAT concurrency"),
+        stdout.contains("TPMKEY-VM-STAT kill loop")
+            && stdout.contains("TPMKEY-VM-STAT concurrency"),
         "the VM run skipped the kill loop or the concurrency run:\n{stdout}"
     );
 }
