@@ -11,7 +11,11 @@
 # Environment: TPMKEY_MUSL_BIN (the static tpmkey), TPMKEY_VM_KERNEL (default: the
 # newest /boot/vmlinuz-*cloud*), TPMKEY_VM_TIMEOUT (seconds, default 240),
 # TPMKEY_VM_STRICT=1 (fail when tpmkey lacks sign/seal instead of skipping them),
-# TPMKEY_VM_SMP (guest CPUs, default 2).
+# TPMKEY_MUSL_SO (the musl libtpmkey.so from scripts/build-musl.sh: the guest then
+# also signs through the PKCS#11 module, loaded by scripts/musl-p11-load.c),
+# TPMKEY_VM_SMP (guest CPUs, default 2); for experiments, TPMKEY_VM_INIT (another
+# /init) and TPMKEY_VM_FILES (a directory whose contents are copied into the
+# initramfs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,8 +56,17 @@ root=$work/root
 mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp"
 cp "$busybox" "$root/bin/busybox"
 cp "$bin" "$root/bin/tpmkey"
-cp tests/vm/init.sh "$root/init"
+cp "${TPMKEY_VM_INIT:-tests/vm/init.sh}" "$root/init"
+[ -n "${TPMKEY_VM_FILES:-}" ] && cp -a "$TPMKEY_VM_FILES/." "$root/"
 chmod 0755 "$root/init" "$root/bin/busybox" "$root/bin/tpmkey"
+if [ -n "${TPMKEY_MUSL_SO:-}" ]; then
+    command -v musl-gcc >/dev/null || die "musl-gcc not found (TPMKEY_MUSL_SO needs it): apt-get install musl-tools"
+    [ -e /lib/ld-musl-x86_64.so.1 ] || die "no /lib/ld-musl-x86_64.so.1 (TPMKEY_MUSL_SO needs it): apt-get install musl"
+    mkdir -p "$root/lib"
+    cp -L /lib/ld-musl-x86_64.so.1 "$root/lib/ld-musl-x86_64.so.1"
+    cp "$TPMKEY_MUSL_SO" "$root/libtpmkey.so"
+    musl-gcc -std=c11 -O2 -Wall -Wextra -Werror -o "$root/bin/musl-p11-load" scripts/musl-p11-load.c
+fi
 ssh-keygen -q -t ecdsa -b 256 -N '' -C vm-test -f "$root/id_ecdsa"
 (cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) >"$work/initramfs.cpio"
 

@@ -8,7 +8,9 @@
 //! The static binary is built here (`cargo build --release --target
 //! x86_64-unknown-linux-musl --bin tpmkey`) unless `TPMKEY_MUSL_BIN` names one.
 //! Missing qemu, kernel, busybox, swtpm or musl target fail the test, with the
-//! command that installs them; it never skips.
+//! command that installs them; it never skips. `TPMKEY_VM_P11=1` (or
+//! `TPMKEY_MUSL_SO=path`) adds the musl PKCS#11 module: the guest then also signs
+//! through it on both devices, kills it mid-way, and runs it from 4 processes at once.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -108,8 +110,34 @@ fn workflow_kill_loop_and_concurrency_in_a_vm() {
     let bin = musl_binary(root);
     assert!(bin.is_file(), "no static tpmkey at {}", bin.display());
 
+    // Opt-in (one more LTO build): the musl PKCS#11 module in the guest as well.
+    let mut vm = Command::new(root.join("scripts/vm-test.sh"));
+    if std::env::var_os("TPMKEY_MUSL_SO").is_none()
+        && std::env::var("TPMKEY_VM_P11").is_ok_and(|v| v == "1")
+    {
+        let t = Instant::now();
+        let out = Command::new(root.join("scripts/build-musl.sh"))
+            .arg("--no-load")
+            .current_dir(root)
+            .output()
+            .expect("run scripts/build-musl.sh");
+        assert!(
+            out.status.success(),
+            "scripts/build-musl.sh failed ({HINT}):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        show(&format!(
+            "vm: musl libtpmkey.so built in {:.1} s",
+            t.elapsed().as_secs_f64()
+        ));
+        vm.env(
+            "TPMKEY_MUSL_SO",
+            root.join("target/musl-cdylib/x86_64-unknown-linux-musl/release/libtpmkey.so"),
+        );
+    }
     let t = Instant::now();
-    let out = Command::new(root.join("scripts/vm-test.sh"))
+    let out = vm
         .env("TPMKEY_MUSL_BIN", &bin)
         .current_dir(root)
         .output()
@@ -135,7 +163,7 @@ fn workflow_kill_loop_and_concurrency_in_a_vm() {
     let result = stdout
         .lines()
         .filter_map(|l| l.trim().strip_prefix("TPMKEY-VM-RESULT rc="))
-        .last();
+        .next_back();
     match result {
         None => panic!(
             "the VM printed no TPMKEY-VM-RESULT marker (script exit {:?}); guest console above:\n{stdout}\n{stderr}",
