@@ -352,9 +352,7 @@ impl Tpm {
         // names exist now. Should the response fail its checks below, flush them at
         // once, or they would hold a slot of a TPM with no resource manager for
         // good (they were never tracked).
-        let created: Vec<TpmHandle> = new_handles(parsed.handles)
-            .filter(|h| !self.owned.contains(h))
-            .collect();
+        let created = self.untracked(parsed.handles);
         let checked = (|| {
             // Verify every session's response HMAC before touching the parameters.
             if auths.is_empty() {
@@ -421,14 +419,29 @@ impl Tpm {
         let out = match checked {
             Ok(out) => out,
             Err(e) => {
-                for h in created {
-                    let _ = self.run(&FlushContext { flush_handle: h });
-                }
+                self.flush_untracked(&created);
                 return Err(e);
             }
         };
         self.track_handles(C::CC, cmd, parsed.handles, auths);
         Ok(out)
+    }
+
+    /// The objects and sessions in a response's handle area not tracked yet.
+    /// (This and the next are not generic: one copy, not one per command type.)
+    #[inline(never)]
+    fn untracked(&self, rhandles: &[u8]) -> Vec<TpmHandle> {
+        new_handles(rhandles)
+            .filter(|h| !self.owned.contains(h))
+            .collect()
+    }
+
+    /// Flushes handles that are not tracked, ignoring errors.
+    #[inline(never)]
+    fn flush_untracked(&mut self, handles: &[TpmHandle]) {
+        for h in handles {
+            let _ = self.run(&FlushContext { flush_handle: *h });
+        }
     }
 
     /// Keeps the list of transient objects and sessions to flush up to date.
