@@ -12,9 +12,23 @@ need pkcs11-tool opensc
 need p11-kit p11-kit
 need musl-gcc musl-tools
 need file file
+# The VM test (tests/vm.rs): qemu, a kernel with the TPM drivers built in, a static
+# busybox for the initramfs, cpio to pack it.
+need qemu-system-x86_64 qemu-system-x86
+need cpio cpio
+busybox_bin=$(command -v busybox || true)
+if [ -z "$busybox_bin" ] || ! LC_ALL=C file -L "$busybox_bin" 2>/dev/null | grep -q 'statically linked'; then
+    need_pkgs+=(busybox-static)
+fi
+ls /boot/vmlinuz-*cloud* >/dev/null 2>&1 || need_pkgs+=(linux-image-cloud-amd64)
 if ((${#need_pkgs[@]})); then
     echo "install-deps: installing ${need_pkgs[*]}"
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+# The static musl build (tests/vm.rs, scripts/build-musl.sh).
+if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+    echo "install-deps: rustup target add x86_64-unknown-linux-musl"
+    rustup target add x86_64-unknown-linux-musl
 fi

@@ -348,66 +348,100 @@ impl Tpm {
             });
         }
 
-        // Verify every session's response HMAC before touching the parameters.
-        if auths.is_empty() {
-            if parsed.tag != TpmSt::NO_SESSIONS {
-                return Err(Error::Integrity {
-                    cc: C::CC,
-                    what: "sessions in the response to a command with none",
-                });
-            }
-        } else if parsed.tag != TpmSt::SESSIONS || parsed.sessions.len() != auths.len() {
-            return Err(Error::Integrity {
-                cc: C::CC,
-                what: "response session area missing or of the wrong length",
-            });
-        }
-        for (i, reply) in parsed.sessions.iter().enumerate() {
-            let entity = entity_of(auths, &entity_names, i);
-            match auths.get_mut(i) {
-                Some(Auth::EmptyPassword) if !reply.nonce.is_empty() || !reply.hmac.is_empty() => {
+        // The TPM carried the command out: the objects and sessions the response
+        // names exist now. Should the response fail its checks below, flush them at
+        // once, or they would hold a slot of a TPM with no resource manager for
+        // good (they were never tracked).
+        let created = self.untracked(parsed.handles);
+        let checked = (|| {
+            // Verify every session's response HMAC before touching the parameters.
+            if auths.is_empty() {
+                if parsed.tag != TpmSt::NO_SESSIONS {
                     return Err(Error::Integrity {
                         cc: C::CC,
-                        what: "password session answered with a nonce or HMAC",
+                        what: "sessions in the response to a command with none",
                     });
                 }
-                Some(Auth::EmptyPassword) => {}
-                Some(Auth::Session(s, _)) | Some(Auth::Extra(s)) => {
-                    let rp = sc::rp_hash(s.hash(), 0, C::CC.0, parsed.params);
-                    let sent = s.attributes();
-                    if reply.session_attributes.contains(TpmaSession::DECRYPT)
-                        != sent.contains(TpmaSession::DECRYPT)
-                        || reply.session_attributes.contains(TpmaSession::ENCRYPT)
-                            != sent.contains(TpmaSession::ENCRYPT)
-                        || !s.accept_response(as_ref(&entity), &rp, reply)
+            } else if parsed.tag != TpmSt::SESSIONS || parsed.sessions.len() != auths.len() {
+                return Err(Error::Integrity {
+                    cc: C::CC,
+                    what: "response session area missing or of the wrong length",
+                });
+            }
+            for (i, reply) in parsed.sessions.iter().enumerate() {
+                let entity = entity_of(auths, &entity_names, i);
+                match auths.get_mut(i) {
+                    Some(Auth::EmptyPassword)
+                        if !reply.nonce.is_empty() || !reply.hmac.is_empty() =>
                     {
-                        s.mark_broken();
                         return Err(Error::Integrity {
                             cc: C::CC,
-                            what: "response HMAC does not verify",
+                            what: "password session answered with a nonce or HMAC",
                         });
                     }
+                    Some(Auth::EmptyPassword) => {}
+                    Some(Auth::Session(s, _)) | Some(Auth::Extra(s)) => {
+                        let rp = sc::rp_hash(s.hash(), 0, C::CC.0, parsed.params);
+                        let sent = s.attributes();
+                        if reply.session_attributes.contains(TpmaSession::DECRYPT)
+                            != sent.contains(TpmaSession::DECRYPT)
+                            || reply.session_attributes.contains(TpmaSession::ENCRYPT)
+                                != sent.contains(TpmaSession::ENCRYPT)
+                            || !s.accept_response(as_ref(&entity), &rp, reply)
+                        {
+                            s.mark_broken();
+                            return Err(Error::Integrity {
+                                cc: C::CC,
+                                what: "response HMAC does not verify",
+                            });
+                        }
+                    }
+                    None => {}
                 }
-                None => {}
             }
-        }
 
-        let mut rparams = Zeroizing::new(parsed.params.to_vec());
-        if let Some(i) = encrypt_idx {
-            let entity = entity_of(auths, &entity_names, i);
-            if let Some(s) = auths.get(i).and_then(session_ref) {
-                if let Some(payload) = first_tpm2b_payload(&mut rparams) {
-                    s.decrypt_response_param(as_ref(&entity), payload);
+            let mut rparams = Zeroizing::new(parsed.params.to_vec());
+            if let Some(i) = encrypt_idx {
+                let entity = entity_of(auths, &entity_names, i);
+                if let Some(s) = auths.get(i).and_then(session_ref) {
+                    if let Some(payload) = first_tpm2b_payload(&mut rparams) {
+                        s.decrypt_response_param(as_ref(&entity), payload);
+                    }
                 }
             }
-        }
-        let mut hr = Reader::new(parsed.handles);
-        let mut pr = Reader::new(&rparams);
-        let out = <C::Response as Response>::unmarshal_areas(&mut hr, &mut pr)
-            .map_err(|source| Error::Malformed { cc: C::CC, source })?;
+            let mut hr = Reader::new(parsed.handles);
+            let mut pr = Reader::new(&rparams);
+            let out = <C::Response as Response>::unmarshal_areas(&mut hr, &mut pr)
+                .map_err(|source| Error::Malformed { cc: C::CC, source })?;
 
+            Ok(out)
+        })();
+        let out = match checked {
+            Ok(out) => out,
+            Err(e) => {
+                self.flush_untracked(&created);
+                return Err(e);
+            }
+        };
         self.track_handles(C::CC, cmd, parsed.handles, auths);
         Ok(out)
+    }
+
+    /// The objects and sessions in a response's handle area not tracked yet.
+    /// (This and the next are not generic: one copy, not one per command type.)
+    #[inline(never)]
+    fn untracked(&self, rhandles: &[u8]) -> Vec<TpmHandle> {
+        new_handles(rhandles)
+            .filter(|h| !self.owned.contains(h))
+            .collect()
+    }
+
+    /// Flushes handles that are not tracked, ignoring errors.
+    #[inline(never)]
+    fn flush_untracked(&mut self, handles: &[TpmHandle]) {
+        for h in handles {
+            let _ = self.run(&FlushContext { flush_handle: *h });
+        }
     }
 
     /// Keeps the list of transient objects and sessions to flush up to date.
@@ -418,15 +452,8 @@ impl Tpm {
         rhandles: &[u8],
         auths: &[Auth<'_>],
     ) {
-        for chunk in rhandles.chunks_exact(4) {
-            let mut b = [0u8; 4];
-            b.copy_from_slice(chunk);
-            let h = TpmHandle(u32::from_be_bytes(b));
-            if matches!(
-                h.handle_type(),
-                ht::TRANSIENT | ht::HMAC_SESSION | ht::POLICY_SESSION
-            ) && !self.owned.contains(&h)
-            {
+        for h in new_handles(rhandles) {
+            if !self.owned.contains(&h) {
                 self.owned.push(h);
             }
         }
@@ -493,6 +520,20 @@ impl Drop for Tpm {
             let _ = self.run(&FlushContext { flush_handle: h });
         }
     }
+}
+
+/// The transient objects and sessions in a response's handle area.
+fn new_handles(rhandles: &[u8]) -> impl Iterator<Item = TpmHandle> + '_ {
+    rhandles
+        .chunks_exact(4)
+        .filter_map(|c| <[u8; 4]>::try_from(c).ok())
+        .map(|b| TpmHandle(u32::from_be_bytes(b)))
+        .filter(|h| {
+            matches!(
+                h.handle_type(),
+                ht::TRANSIENT | ht::HMAC_SESSION | ht::POLICY_SESSION
+            )
+        })
 }
 
 fn session_of<'s>(a: &'s mut Auth<'_>) -> Option<&'s mut AuthSession> {

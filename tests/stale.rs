@@ -9,7 +9,7 @@ use std::net::TcpStream;
 
 use common::Swtpm;
 use tpm_commands::attributes::TpmaSession;
-use tpm_commands::commands::{Command, CreatePrimary, StartAuthSession};
+use tpm_commands::commands::{Command, CreatePrimary, Load, StartAuthSession};
 use tpm_commands::constants::{TpmAlgId, TpmHandle, TpmSe};
 use tpm_commands::frame::{build_command, TpmsAuthCommand};
 use tpm_commands::structures::{Tpm2bPublic, TpmtSymDef};
@@ -93,4 +93,57 @@ fn stale_objects_and_sessions_are_flushed_and_the_command_retried() {
         &SessionParams::salted_hmac(&srk.salt_key().unwrap()),
     )
     .expect("StartAuthSession after flushing stale sessions");
+}
+
+fn transient_objects(tpm: &mut tpmkey::Tpm) -> usize {
+    use tpm_commands::commands::GetCapability;
+    use tpm_commands::constants::TpmCap;
+    use tpm_commands::structures::TpmsCapabilityData;
+    let rsp = tpm
+        .run(&GetCapability {
+            capability: TpmCap::HANDLES,
+            property: 0x8000_0000,
+            property_count: 64,
+        })
+        .unwrap();
+    match rsp.capability_data {
+        TpmsCapabilityData::Handles(list) => list.0.iter().filter(|h| h.0 >> 24 == 0x80).count(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A command that the TPM carried out but whose response fails its check (altered
+/// on the bus) still made an object: a long-lived process (the PKCS#11 module) on a
+/// TPM with no resource manager must not keep that slot until it exits.
+#[test]
+fn an_object_whose_load_response_fails_its_hmac_is_flushed_at_once() {
+    use common::proxy::TpmProxy;
+    use tpmkey::keys::ops::{create_key, load_key};
+    use tpmkey::keys::templates::KeyAlgorithm;
+    let sim = Swtpm::start();
+    let proxy = TpmProxy::start(sim.data_port());
+    let mut tpm = tpmkey::Tpm::open(&proxy.tcti().parse().unwrap()).unwrap();
+    let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
+    let mut s = start_session(
+        &mut tpm,
+        &SessionParams::salted_hmac(&srk.salt_key().unwrap()),
+    )
+    .unwrap();
+    let key = create_key(&mut tpm, &srk, &mut s, KeyAlgorithm::Ecc256, b"pin").unwrap();
+    let before = transient_objects(&mut tpm);
+    // TPM2_Load's response, last byte (the response HMAC) flipped.
+    proxy.set_tamper(Some(Box::new(|cmd: &[u8], rsp: &mut Vec<u8>| {
+        if cmd.get(6..10) == Some(&Load::CC.0.to_be_bytes()[..]) && rsp.len() > 10 {
+            let last = rsp.len() - 1;
+            rsp[last] ^= 1;
+        }
+    })));
+    let e = load_key(&mut tpm, &srk, &mut s, &key).unwrap_err();
+    proxy.set_tamper(None);
+    assert!(matches!(e, tpmkey::Error::Integrity { .. }), "{e:?}");
+    assert_eq!(
+        transient_objects(&mut tpm),
+        before,
+        "the object the altered Load response named is still loaded"
+    );
 }

@@ -131,6 +131,8 @@ pub fn load_key_with(
     let rsp = tpm.execute(&cmd, &[&srk.name], &mut [parent_auth])?;
     let name = object_name(&key.public)?;
     if name != rsp.name.as_bytes() {
+        // Not the key asked for: do not leave it in a slot.
+        let _ = tpm.flush(rsp.object_handle);
         return Err(Error::Integrity {
             cc: tpm_commands::constants::TpmCc::LOAD,
             what: "loaded key's Name does not match its public area",

@@ -119,19 +119,25 @@ impl Srk {
         };
         let owner = TpmHandle::RH_OWNER.0.to_be_bytes();
         let rsp = tpm.execute(&cmd, &[&owner], &mut [Auth::EmptyPassword])?;
-        let public = rsp.out_public.0.ok_or(Error::Integrity {
-            cc: tpm_commands::constants::TpmCc::CREATE_PRIMARY,
-            what: "no public area",
-        })?;
-        if !matches_template(&public, kind) {
-            return Err(Error::Integrity {
-                cc: tpm_commands::constants::TpmCc::CREATE_PRIMARY,
-                what: "the primary key does not match the requested template",
-            });
-        }
+        let handle = rsp.object_handle;
+        let public = match rsp.out_public.0 {
+            Some(p) if matches_template(&p, kind) => p,
+            // Not the SRK asked for: do not leave it in a slot.
+            other => {
+                let _ = tpm.flush(handle);
+                return Err(Error::Integrity {
+                    cc: tpm_commands::constants::TpmCc::CREATE_PRIMARY,
+                    what: if other.is_some() {
+                        "the primary key does not match the requested template"
+                    } else {
+                        "no public area"
+                    },
+                });
+            }
+        };
         let name = object_name(&public)?;
         Ok(Srk {
-            handle: rsp.object_handle,
+            handle,
             public,
             name,
             persistent: false,

@@ -107,6 +107,7 @@ pub fn start_session(tpm: &mut Tpm, p: &SessionParams<'_>) -> Result<AuthSession
     let rsp = tpm.execute(&cmd, &[&salt_name, &bind_name], &mut [])?;
     let nonce_tpm = rsp.nonce_tpm.as_bytes().to_vec();
     if nonce_tpm.len() != nonce_caller.len() {
+        let _ = tpm.flush(rsp.session_handle);
         return Err(Error::Integrity {
             cc: tpm_commands::constants::TpmCc::START_AUTH_SESSION,
             what: "nonceTPM of the wrong size",
