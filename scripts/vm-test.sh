@@ -81,7 +81,7 @@ done
 [ -S "$work/swtpm-sock" ] || die "swtpm did not create its control socket"
 
 append="console=ttyS0 panic=-1 quiet loglevel=3"
-[ "${TPMKEY_VM_STRICT:-0}" = 1 ] && append="$append tpmkey.strict=1"
+[ "${TPMKEY_VM_STRICT:-1}" = 1 ] && append="$append tpmkey.strict=1"
 timeout=${TPMKEY_VM_TIMEOUT:-240}
 log=$work/console.log
 start=$(date +%s.%N)

@@ -153,6 +153,7 @@ flow() {
         fi
         step "$tag pcr extend" tpmkey pcr extend 16 --data x
         must_fail "$tag unseal after extend" tpmkey unseal /tmp/sealed-$tag
+        grep -q 'PCR sha256:16 changed' /tmp/out || fail "$tag unseal after extend: the error does not name PCR 16"
         [ "$raw" -eq 1 ] && no_leak "seal, unseal and a refused unseal"
     else
         guarded seal
