@@ -9,6 +9,9 @@ command -v swtpm >/dev/null || { echo "test.sh: swtpm not found: apt-get install
 # The ssh tests log in with `ssh -I target/release/libtpmkey.so`, the module users run.
 cargo build --release --lib --bins
 export TPMKEY_TEST_MODULE="$PWD/target/release/libtpmkey.so"
+# The static musl binary: built, size-checked (fails over 3 MiB), then booted by tests/vm.rs.
+scripts/check-musl-size.sh
+export TPMKEY_MUSL_BIN="$PWD/target/x86_64-unknown-linux-musl/release/tpmkey"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
