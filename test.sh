@@ -9,9 +9,13 @@ command -v swtpm >/dev/null || { echo "test.sh: swtpm not found: apt-get install
 # The ssh tests log in with `ssh -I target/release/libtpmkey.so`, the module users run.
 cargo build --release --lib --bins
 export TPMKEY_TEST_MODULE="$PWD/target/release/libtpmkey.so"
-# The static musl binary: built, size-checked (fails over 3 MiB), then booted by tests/vm.rs.
+# The musl builds: the static binary, size-checked (fails over 3 MiB), and the module
+# as a musl shared object, loaded by a musl program that signs on a swtpm; both then
+# go into the VM of tests/vm.rs.
 scripts/check-musl-size.sh
+scripts/build-musl.sh
 export TPMKEY_MUSL_BIN="$PWD/target/x86_64-unknown-linux-musl/release/tpmkey"
+export TPMKEY_MUSL_SO="$PWD/target/musl-cdylib/x86_64-unknown-linux-musl/release/libtpmkey.so"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

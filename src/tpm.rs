@@ -509,16 +509,30 @@ impl Tpm {
     }
 }
 
-impl Drop for Tpm {
-    fn drop(&mut self) {
+impl Tpm {
+    /// Flushes what this connection still owns and closes it (as dropping it does);
+    /// returns how many command frames it sent in all.
+    pub fn close(mut self) -> u64 {
+        self.flush_owned();
+        self.commands_sent
+    }
+
+    fn flush_owned(&mut self) {
         // The kernel resource manager flushes everything of a connection when its
         // file closes (Linux tpm2-space.c): flushing first would only cost commands.
         if self.tcti.as_ref().is_some_and(Tcti::has_resource_manager) {
+            self.owned.clear();
             return;
         }
         for h in std::mem::take(&mut self.owned).into_iter().rev() {
             let _ = self.run(&FlushContext { flush_handle: h });
         }
+    }
+}
+
+impl Drop for Tpm {
+    fn drop(&mut self) {
+        self.flush_owned();
     }
 }
 

@@ -1314,6 +1314,19 @@ impl Module {
     }
 }
 
+/// C_Finalize (or the process's exit): what the module loaded is flushed when the
+/// Tpm closes. `TPMKEY_PKCS11_STATS=1` then prints how many TPM commands the module
+/// sent in all, on stderr.
+impl Drop for Module {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        let sent = conn.tpm.close();
+        if std::env::var_os("TPMKEY_PKCS11_STATS").is_some_and(|v| v == "1") {
+            eprintln!("libtpmkey: {sent} TPM commands sent");
+        }
+    }
+}
+
 impl Default for Module {
     fn default() -> Self {
         Module::new()

@@ -312,7 +312,12 @@ fi
 if [ -e /libtpmkey.so ]; then
     export TPMKEY_TCTI=device:/dev/tpm0 TPMKEY_STORE=/tmp/store-raw
     mark
-    step "p11 sign on /dev/tpm0" musl-p11-load /libtpmkey.so 1234
+    TPMKEY_PKCS11_STATS=1 step "p11 sign on /dev/tpm0" musl-p11-load /libtpmkey.so 1234
+    # An ssh-like use: login, one signature, C_Finalize. Without a resource manager:
+    # StartAuthSession, Unseal (persistent seal), Load, Sign, and two FlushContexts.
+    sent=$(sed -n 's/^libtpmkey: \([0-9]*\) TPM commands sent$/\1/p' /tmp/out)
+    echo "TPMKEY-VM-STAT p11 login + signature on /dev/tpm0: ${sent:-?} TPM commands"
+    [ "$sent" = 6 ] || fail "p11 on /dev/tpm0 sent ${sent:-?} TPM commands, 6 expected"
     no_leak "a PKCS#11 login and signature"
     must_fail "p11 login on /dev/tpm0, wrong PIN" musl-p11-load /libtpmkey.so 9999
     no_leak "a PKCS#11 login with a wrong PIN"
@@ -335,7 +340,11 @@ if [ -e /libtpmkey.so ]; then
     echo "TPMKEY-VM-STAT p11 kill loop /dev/tpm0: killed $killed, following runs ok $ok/$killed in $(secs $(($(now) - t0))) s"
     [ "$ok" -eq "$killed" ] || fail "p11 kill loop: killed $killed, following runs ok $ok/$killed"
     export TPMKEY_TCTI=device:/dev/tpmrm0 TPMKEY_STORE=/tmp/store-rm
-    step "p11 sign on /dev/tpmrm0" musl-p11-load /libtpmkey.so 1234
+    TPMKEY_PKCS11_STATS=1 step "p11 sign on /dev/tpmrm0" musl-p11-load /libtpmkey.so 1234
+    # Through the kernel resource manager nothing needs flushing before close.
+    sent=$(sed -n 's/^libtpmkey: \([0-9]*\) TPM commands sent$/\1/p' /tmp/out)
+    echo "TPMKEY-VM-STAT p11 login + signature on /dev/tpmrm0: ${sent:-?} TPM commands"
+    [ "$sent" = 4 ] || fail "p11 on /dev/tpmrm0 sent ${sent:-?} TPM commands, 4 expected"
     t0=$(now)
     p=1
     while [ "$p" -le "$procs" ]; do
