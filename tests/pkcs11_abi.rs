@@ -884,6 +884,20 @@ fn unsupported_functions_and_bad_pointers() {
         CKR_USER_TYPE_INVALID
     );
     assert_eq!(ck!(C_CloseSession(12345)), CKR_SESSION_HANDLE_INVALID);
+    // An empty template matches everything; asking for 0 handles into no buffer is fine.
+    assert_eq!(ck!(C_FindObjectsInit(h, null_mut(), 0)), CKR_OK);
+    assert_eq!(
+        ck!(C_FindObjectsInit(h, null_mut(), 0)),
+        CKR_OPERATION_ACTIVE
+    );
+    n = 7;
+    assert_eq!(ck!(C_FindObjects(h, null_mut(), 0, &mut n)), CKR_OK);
+    assert_eq!(n, 0);
+    assert_eq!(
+        ck!(C_FindObjects(h, null_mut(), 1, &mut n)),
+        CKR_ARGUMENTS_BAD
+    );
+    assert_eq!(ck!(C_FindObjectsFinal(h)), CKR_OK);
 
     // PKCS#11 3.0 C_GetInterface: the "PKCS 11" interface, version 2.40.
     let lib = unsafe { libloading::Library::new(module_path()) }.unwrap();

@@ -615,8 +615,10 @@ pub unsafe extern "C" fn C_FindObjects(
             return Err(CKR_ARGUMENTS_BAD);
         }
         let found = m.find_next(h, usize::try_from(max).unwrap_or(usize::MAX))?;
-        // SAFETY: the caller's array holds `max` >= found.len() handles.
-        unsafe { std::ptr::copy_nonoverlapping(found.as_ptr(), objects, found.len()) };
+        if !found.is_empty() {
+            // SAFETY: the caller's array (non-null: max > 0) holds `max` >= found.len() handles.
+            unsafe { std::ptr::copy_nonoverlapping(found.as_ptr(), objects, found.len()) };
+        }
         *count = found.len() as CK_ULONG;
         Ok(())
     })
