@@ -63,17 +63,20 @@ fn wrap_record(w: &WrappedKey) -> Result<WrappedRecord> {
     })
 }
 
+/// A store file whose contents do not parse (`path` names it).
+fn corrupt(path: &std::path::Path, reason: String) -> Error {
+    Error::Store(crate::store::StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
+
 /// Reads a wrapped object back from its record (`path` names the file in errors).
 ///
 /// # Errors
 /// Corrupt hex or areas.
 pub fn unwrap_record(r: &WrappedRecord, path: &std::path::Path) -> Result<WrappedKey> {
-    let corrupt = |reason: String| {
-        Error::Store(crate::store::StoreError::Corrupt {
-            path: path.to_path_buf(),
-            reason,
-        })
-    };
+    let corrupt = |reason: String| corrupt(path, reason);
     let private =
         Tpm2bPrivate::new(from_hex(&r.private, path)?).map_err(|e| corrupt(e.to_string()))?;
     let public =
@@ -230,17 +233,12 @@ impl App {
         let path = self.store.root().join("store.json");
         if let Some(pinned) = rec.srk.as_ref().filter(|p| p.persistent) {
             if let Some(public) = &pinned.public {
-                let corrupt = |reason: String| {
-                    Error::Store(crate::store::StoreError::Corrupt {
-                        path: path.clone(),
-                        reason,
-                    })
-                };
                 let public = TpmtPublic::from_bytes(&from_hex(public, &path)?)
-                    .map_err(|e| corrupt(e.to_string()))?;
+                    .map_err(|e| corrupt(&path, e.to_string()))?;
                 let srk = Srk::pinned(public, Self::srk_kind(pinned))?;
                 if to_hex(&srk.name) != pinned.name {
                     return Err(corrupt(
+                        &path,
                         "the SRK's recorded public area does not match its Name".into(),
                     ));
                 }
@@ -695,12 +693,7 @@ impl App {
     pub fn pin_reset(&self, label: &str, so_pin: &[u8], new_user: &[u8]) -> Result<()> {
         let _lock = self.store.lock()?;
         let mut t = self.store.read_token(label)?;
-        let path = self
-            .store
-            .root()
-            .join("tokens")
-            .join(label)
-            .join("token.json");
+        let path = self.token_path(label);
         let so = unwrap_record(
             t.so_seal
                 .as_ref()
@@ -796,23 +789,12 @@ impl App {
             &wrapped,
         )?;
         let digest = hash.hash(&[data]);
-        let sig = if auth.is_empty() {
-            sign_digest(
-                &mut c.tpm,
-                &key,
-                crate::tpm::Auth::EmptyPassword,
-                hash,
-                &digest,
-            )
+        let key_auth = if auth.is_empty() {
+            crate::tpm::Auth::EmptyPassword
         } else {
-            sign_digest(
-                &mut c.tpm,
-                &key,
-                crate::tpm::Auth::Session(&mut c.session, &auth),
-                hash,
-                &digest,
-            )
+            crate::tpm::Auth::Session(&mut c.session, &auth)
         };
+        let sig = sign_digest(&mut c.tpm, &key, key_auth, hash, &digest);
         let _ = c.tpm.flush(key.handle);
         let sig = sig?;
         verify(&wrapped.public, hash, &digest, &sig)?;

@@ -110,10 +110,21 @@ pub fn login(
     pin: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
     let obj = load_key(tpm, srk, session, seal_blob)?;
-    let r = unseal(tpm, &obj, session, &pin_auth(pin));
+    let r = unseal_secret(tpm, &obj, session, pin);
     let flushed = tpm.flush(obj.handle);
     let secret = r?;
     flushed?;
+    Ok(secret)
+}
+
+/// Unseals the token secret from a seal in the TPM and checks its size.
+fn unseal_secret(
+    tpm: &mut Tpm,
+    seal: &crate::keys::ops::LoadedKey,
+    session: &mut AuthSession,
+    pin: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let secret = unseal(tpm, seal, session, &pin_auth(pin))?;
     if secret.len() != SECRET_LEN {
         return Err(Error::Integrity {
             cc: tpm_commands::constants::TpmCc::UNSEAL,
@@ -142,14 +153,7 @@ pub fn login_persistent(
         name: crate::keys::public::object_name(&seal_blob.public)?,
         public: seal_blob.public.clone(),
     };
-    let secret = unseal(tpm, &obj, session, &pin_auth(pin))?;
-    if secret.len() != SECRET_LEN {
-        return Err(Error::Integrity {
-            cc: tpm_commands::constants::TpmCc::UNSEAL,
-            what: "token secret of the wrong size",
-        });
-    }
-    Ok(secret)
+    unseal_secret(tpm, &obj, session, pin)
 }
 
 /// Changes the user PIN: ObjectChangeAuth on the user seal (the old PIN proven by

@@ -44,44 +44,56 @@ fn field_len(public: &TpmtPublic) -> Result<usize> {
     }
 }
 
-/// Lays out a TPM signature: r || s for ECDSA, the modulus-sized signature for
-/// RSA.
+/// Lays out a TPM signature of `scheme` for a key whose field (ECDSA) or modulus
+/// (RSA) is `len` bytes: r || s, each left-padded to `len` (as PKCS#11 and JOSE
+/// lay it out), or the signature left-padded to the modulus size.
 ///
 /// # Errors
-/// A signature of another scheme, or larger than the key (a broken or hostile
-/// TPM): [`Error::Integrity`].
-pub fn encode(public: &TpmtPublic, sig: &TpmtSignature) -> Result<Vec<u8>> {
-    let n = field_len(public)?;
-    let broken = |what| Error::Integrity {
-        cc: tpm_commands::constants::TpmCc::SIGN,
-        what,
-    };
-    match (sig, &public.params) {
-        (TpmtSignature::Ecc { scheme, r, s, .. }, PublicParams::Ecc { .. })
-            if *scheme == TpmAlgId::ECDSA =>
-        {
-            let (r, s) = (r.as_bytes(), s.as_bytes());
-            if r.len() > n || s.len() > n {
-                return Err(broken("ECDSA signature larger than the curve"));
+/// A signature of another scheme than `scheme`, or larger than the key (a broken
+/// or hostile TPM), with what is wrong.
+pub fn layout(
+    sig: &TpmtSignature,
+    scheme: TpmAlgId,
+    len: usize,
+) -> core::result::Result<Vec<u8>, &'static str> {
+    match sig {
+        TpmtSignature::Ecc {
+            scheme: s,
+            r,
+            s: sv,
+            ..
+        } if *s == scheme && scheme == TpmAlgId::ECDSA => {
+            let (r, s) = (r.as_bytes(), sv.as_bytes());
+            if r.len() > len || s.len() > len {
+                return Err("ECDSA signature larger than the curve");
             }
-            let mut out = vec![0u8; 2 * n];
-            out[n - r.len()..n].copy_from_slice(r);
-            out[2 * n - s.len()..].copy_from_slice(s);
+            let mut out = vec![0u8; 2 * len];
+            out[len - r.len()..len].copy_from_slice(r);
+            out[2 * len - s.len()..].copy_from_slice(s);
             Ok(out)
         }
-        (TpmtSignature::Rsa { scheme, sig, .. }, PublicParams::Rsa { .. })
-            if *scheme == TpmAlgId::RSASSA =>
-        {
+        TpmtSignature::Rsa { scheme: s, sig, .. } if *s == scheme => {
             let b = sig.as_bytes();
-            if b.len() > n {
-                return Err(broken("RSA signature larger than the modulus"));
+            if b.len() > len {
+                return Err("RSA signature larger than the modulus");
             }
-            let mut out = vec![0u8; n - b.len()];
+            let mut out = vec![0u8; len - b.len()];
             out.extend_from_slice(b);
             Ok(out)
         }
-        _ => Err(broken("signature of another scheme than requested")),
+        _ => Err("signature of another scheme than requested"),
     }
+}
+
+/// Lays out a TPM signature made with [`scheme_for`] the key: see [`layout`].
+///
+/// # Errors
+/// As [`layout`], as [`Error::Integrity`].
+pub fn encode(public: &TpmtPublic, sig: &TpmtSignature) -> Result<Vec<u8>> {
+    layout(sig, scheme_for(public)?, field_len(public)?).map_err(|what| Error::Integrity {
+        cc: tpm_commands::constants::TpmCc::SIGN,
+        what,
+    })
 }
 
 /// Signs `digest` (made with `hash`) with a loaded key (Part 3 §20.2 TPM2_Sign,

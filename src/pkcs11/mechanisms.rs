@@ -350,34 +350,18 @@ impl Input {
 }
 
 /// Lays the TPM's signature out as PKCS#11 does: r || s, each left-padded to the
-/// field size, for ECDSA (§2.3.1); the signature itself for RSA.
+/// field size, for ECDSA (§2.3.1); the signature itself for RSA
+/// ([`crate::keys::signature::layout`]).
 ///
 /// # Errors
 /// A signature of the wrong kind or size (a hostile or broken TPM).
 pub fn format_signature(sig: &TpmtSignature, plan: &SignPlan) -> Result<Vec<u8>, &'static str> {
-    match sig {
-        TpmtSignature::Ecc { r, s, .. } if plan.scheme == TpmAlgId::ECDSA => {
-            let (r, s) = (r.as_bytes(), s.as_bytes());
-            let n = plan.field_len;
-            if r.len() > n || s.len() > n {
-                return Err("ECDSA signature larger than the curve");
-            }
-            let mut out = vec![0u8; 2 * n];
-            out[n - r.len()..n].copy_from_slice(r);
-            out[2 * n - s.len()..].copy_from_slice(s);
-            Ok(out)
-        }
-        TpmtSignature::Rsa { sig, .. } if plan.scheme != TpmAlgId::ECDSA => {
-            let b = sig.as_bytes();
-            if b.len() > plan.sig_len {
-                return Err("RSA signature larger than the modulus");
-            }
-            let mut out = vec![0u8; plan.sig_len - b.len()];
-            out.extend_from_slice(b);
-            Ok(out)
-        }
-        _ => Err("signature of another scheme than requested"),
-    }
+    let len = if plan.scheme == TpmAlgId::ECDSA {
+        plan.field_len
+    } else {
+        plan.sig_len
+    };
+    crate::keys::signature::layout(sig, plan.scheme, len)
 }
 
 #[cfg(test)]
