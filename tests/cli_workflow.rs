@@ -9,19 +9,7 @@ use std::process::Command;
 use common::{Swtpm, TempDir};
 
 fn tk(tcti: &str, store: &std::path::Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(common::tpmkey_bin())
-        .args(args)
-        .env("TPMKEY_TCTI", tcti)
-        .env("TPMKEY_STORE", store)
-        .env_remove("TPMKEY_PIN")
-        .env_remove("TPMKEY_SOPIN")
-        .output()
-        .expect("run tpmkey");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    common::run_tpmkey_in(tcti, store, args)
 }
 
 #[test]

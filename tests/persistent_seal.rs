@@ -8,31 +8,15 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{Swtpm, TempDir};
-use tpm_commands::commands::GetCapability;
-use tpm_commands::constants::{TpmCap, TpmHandle};
-use tpm_commands::structures::TpmsCapabilityData;
+use tpm_commands::constants::TpmHandle;
 use tpmkey::keys::persist::{evict_control, TOKEN_SEALS};
 use tpmkey::tpm::Tpm;
 
 fn tk(tcti: &str, store: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(common::tpmkey_bin())
-        .args(args)
-        .env("TPMKEY_TCTI", tcti)
-        .env("TPMKEY_STORE", store)
-        .env_remove("TPMKEY_PIN")
-        .output()
-        .expect("run tpmkey");
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    )
+    let (good, out, err) = common::run_tpmkey_in(tcti, store, args);
+    (good, out + &err)
 }
 
 fn ok(tcti: &str, store: &Path, args: &[&str]) -> String {
@@ -43,23 +27,21 @@ fn ok(tcti: &str, store: &Path, args: &[&str]) -> String {
 
 /// Persistent handles in the token-seal range.
 fn seal_handles(tcti: &str) -> Vec<u32> {
+    common::tpm_handles(tcti, *TOKEN_SEALS.start())
+        .into_iter()
+        .filter(|h| TOKEN_SEALS.contains(h))
+        .collect()
+}
+
+/// Removes the persistent object at 0x81000100 behind tpmkey's back.
+fn evict_first_seal(tcti: &str) {
     let mut tpm = Tpm::open(&tcti.parse().unwrap()).unwrap();
-    let rsp = tpm
-        .run(&GetCapability {
-            capability: TpmCap::HANDLES,
-            property: *TOKEN_SEALS.start(),
-            property_count: 256,
-        })
-        .unwrap();
-    match rsp.capability_data {
-        TpmsCapabilityData::Handles(l) => {
-            l.0.iter()
-                .map(|h| h.0)
-                .filter(|h| TOKEN_SEALS.contains(h))
-                .collect()
-        }
-        _ => panic!("not a handle list"),
-    }
+    let h = TpmHandle(0x8100_0100);
+    let name = tpm
+        .run(&tpm_commands::commands::ReadPublic { object_handle: h })
+        .unwrap()
+        .name;
+    assert!(evict_control(&mut tpm, h, name.as_bytes(), h).unwrap());
 }
 
 fn key_add(tcti: &str, store: &Path, label: &str, pin: &str) -> (bool, String) {
@@ -145,15 +127,7 @@ fn user_seal_lives_at_a_persistent_handle_and_follows_pin_changes() {
     assert!(key_add(&t, &store, "k3", "3333").0);
 
     // Someone evicts it: logins go on from the blob on disk.
-    {
-        let mut tpm = Tpm::open(&t.parse().unwrap()).unwrap();
-        let h = TpmHandle(0x8100_0100);
-        let name = tpm
-            .run(&tpm_commands::commands::ReadPublic { object_handle: h })
-            .unwrap()
-            .name;
-        assert!(evict_control(&mut tpm, h, name.as_bytes(), h).unwrap());
-    }
+    evict_first_seal(&t);
     assert!(seal_handles(&t).is_empty());
     assert!(key_add(&t, &store, "k4", "3333").0);
 
@@ -205,15 +179,7 @@ fn a_handle_taken_by_another_object_falls_back_to_the_blob() {
             "so-1",
         ],
     );
-    {
-        let mut tpm = Tpm::open(&t.parse().unwrap()).unwrap();
-        let h = TpmHandle(0x8100_0100);
-        let name = tpm
-            .run(&tpm_commands::commands::ReadPublic { object_handle: h })
-            .unwrap()
-            .name;
-        assert!(evict_control(&mut tpm, h, name.as_bytes(), h).unwrap());
-    }
+    evict_first_seal(&t);
     ok(&t, &b, &["init"]);
     ok(
         &t,

@@ -69,17 +69,8 @@ fn environment(tcti: &str, store: &Path) {
 }
 
 fn tk(tcti: &str, store: &Path, args: &[&str]) {
-    let out = std::process::Command::new(common::tpmkey_bin())
-        .args(args)
-        .env("TPMKEY_TCTI", tcti)
-        .env("TPMKEY_STORE", store)
-        .output()
-        .expect("run tpmkey");
-    assert!(
-        out.status.success(),
-        "tpmkey {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (ok, _, err) = common::run_tpmkey_in(tcti, store, args);
+    assert!(ok, "tpmkey {args:?}: {err}");
 }
 
 /// A swtpm with one PIN token "t" holding P-256, P-384 and RSA-2048 keys.
@@ -682,27 +673,11 @@ fn every_mechanism_signs_and_verifies_with_one_tpm_command() {
         "private keys are gone after logout"
     );
     finalize();
-    let mut tpm = tpmkey::tpm::Tpm::open(&s.sim.tcti().parse().unwrap()).unwrap();
-    for first in [0x8000_0000u32, 0x0200_0000, 0x0300_0000] {
-        let rsp = tpm
-            .run(&tpm_commands::commands::GetCapability {
-                capability: tpm_commands::constants::TpmCap::HANDLES,
-                property: first,
-                property_count: 64,
-            })
-            .unwrap();
-        if let tpm_commands::structures::TpmsCapabilityData::Handles(l) = rsp.capability_data {
-            let left: Vec<u32> =
-                l.0.iter()
-                    .map(|h| h.0)
-                    .filter(|h| h >> 24 == first >> 24)
-                    .collect();
-            assert!(
-                left.is_empty(),
-                "left in the TPM after C_Finalize: {left:x?}"
-            );
-        }
-    }
+    let left = common::loaded_handles(&s.sim.tcti());
+    assert!(
+        left.is_empty(),
+        "left in the TPM after C_Finalize: {left:x?}"
+    );
 }
 
 #[test]
@@ -774,7 +749,7 @@ fn pins_key_generation_destroy_and_random() {
         ulParameterLen: 0,
     };
     let (mut pk, mut sk) = (0, 0);
-    assert_eq!(
+    let mut generate = |pk: &mut CK_OBJECT_HANDLE, sk: &mut CK_OBJECT_HANDLE| {
         ck!(C_GenerateKeyPair(
             rw,
             &mut m,
@@ -782,24 +757,15 @@ fn pins_key_generation_destroy_and_random() {
             4,
             priv_t.as_mut_ptr(),
             4,
-            &mut pk,
-            &mut sk
-        )),
-        CKR_OK
-    );
+            pk,
+            sk
+        ))
+    };
+    assert_eq!(generate(&mut pk, &mut sk), CKR_OK);
     assert_eq!(attr(rw, sk, CKA_ID), id);
     assert_eq!(attr(rw, pk, CKA_LABEL), label);
     assert_eq!(
-        ck!(C_GenerateKeyPair(
-            rw,
-            &mut m,
-            pub_t.as_mut_ptr(),
-            4,
-            priv_t.as_mut_ptr(),
-            4,
-            &mut pk,
-            &mut sk
-        )),
+        generate(&mut pk, &mut sk),
         CKR_TEMPLATE_INCONSISTENT,
         "the label and id are taken"
     );

@@ -13,9 +13,6 @@ use std::process::{Command, Output};
 use common::proxy::TpmProxy;
 use common::ssh::{askpass, askpass_calls, logged_in, module_path, with_tpm, Agent, Sshd};
 use common::{Swtpm, TempDir};
-use tpm_commands::commands::GetCapability;
-use tpm_commands::constants::TpmCap;
-use tpm_commands::structures::TpmsCapabilityData;
 
 /// A swtpm behind a counting proxy, a store, and the CLI pointed at both.
 struct Bench {
@@ -48,20 +45,9 @@ impl Bench {
 
     /// Runs the CLI; panics with its stderr when it fails.
     fn tk(&self, args: &[&str]) -> String {
-        let out = Command::new(common::tpmkey_bin())
-            .args(args)
-            .env("TPMKEY_TCTI", self.tcti())
-            .env("TPMKEY_STORE", self.store())
-            .env_remove("TPMKEY_PIN")
-            .env_remove("TPMKEY_SOPIN")
-            .output()
-            .expect("run tpmkey");
-        assert!(
-            out.status.success(),
-            "tpmkey {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let (ok, out, err) = common::run_tpmkey_in(&self.tcti(), &self.store(), args);
+        assert!(ok, "tpmkey {args:?} failed: {err}");
+        out
     }
 
     fn pin_token(&self, label: &str) {
@@ -136,27 +122,7 @@ impl Bench {
     /// Transient objects and sessions loaded in the TPM now (asked directly, not
     /// through the proxy).
     fn loaded_handles(&self) -> Vec<u32> {
-        let mut tpm =
-            tpmkey::tpm::Tpm::open(&self._sim.tcti().parse().expect("tcti")).expect("open TPM");
-        let mut all = Vec::new();
-        for first in [0x8000_0000u32, 0x0200_0000, 0x0300_0000] {
-            let rsp = tpm
-                .run(&GetCapability {
-                    capability: TpmCap::HANDLES,
-                    property: first,
-                    property_count: 64,
-                })
-                .expect("GetCapability");
-            if let TpmsCapabilityData::Handles(list) = rsp.capability_data {
-                all.extend(
-                    list.0
-                        .into_iter()
-                        .map(|h| h.0)
-                        .filter(|h| h >> 24 == first >> 24),
-                );
-            }
-        }
-        all
+        common::loaded_handles(&self._sim.tcti())
     }
 }
 
@@ -536,13 +502,8 @@ fn another_tpm_is_named_not_mistaken_for_a_wrong_pin() {
     let other_store = b.dir.path().join("other-store");
     for round in 0..2 {
         if round == 1 {
-            let out = Command::new(common::tpmkey_bin())
-                .arg("init")
-                .env("TPMKEY_TCTI", other.tcti())
-                .env("TPMKEY_STORE", &other_store)
-                .output()
-                .expect("tpmkey init");
-            assert!(out.status.success(), "{}", stderr(&out));
+            let (ok, _, err) = common::run_tpmkey_in(&other.tcti(), &other_store, &["init"]);
+            assert!(ok, "{err}");
         }
         let m = module_path();
         let mut c = sshd.ssh(&["-I", &m.to_string_lossy()], None);

@@ -315,6 +315,58 @@ pub fn tpmkey_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_tpmkey"))
 }
 
+/// Runs `tpmkey args…` on a TPM and a store, with no PIN taken from the
+/// environment; returns (status ok, stdout, stderr).
+pub fn run_tpmkey_in(tcti: &str, store: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(tpmkey_bin())
+        .args(args)
+        .env("TPMKEY_TCTI", tcti)
+        .env("TPMKEY_STORE", store)
+        .env_remove("TPM2TOOLS_TCTI")
+        .env_remove("TPMKEY_PIN")
+        .env_remove("TPMKEY_SOPIN")
+        .output()
+        .expect("run tpmkey");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The handles of the type of `first` (Part 2 §7.2: its top byte) from `first` on,
+/// as the TPM lists them (TPM2_GetCapability, TPM_CAP_HANDLES), asked directly.
+pub fn tpm_handles(tcti: &str, first: u32) -> Vec<u32> {
+    use tpm_commands::commands::GetCapability;
+    use tpm_commands::constants::TpmCap;
+    use tpm_commands::structures::TpmsCapabilityData;
+    let mut tpm = tpmkey::tpm::Tpm::open(&tcti.parse().expect("tcti")).expect("open TPM");
+    let rsp = tpm
+        .run(&GetCapability {
+            capability: TpmCap::HANDLES,
+            property: first,
+            property_count: 256,
+        })
+        .expect("GetCapability");
+    match rsp.capability_data {
+        TpmsCapabilityData::Handles(list) => list
+            .0
+            .into_iter()
+            .map(|h| h.0)
+            .filter(|h| h >> 24 == first >> 24)
+            .collect(),
+        _ => panic!("GetCapability(TPM_CAP_HANDLES) answered with something else"),
+    }
+}
+
+/// Transient objects, HMAC and policy sessions loaded in the TPM now.
+pub fn loaded_handles(tcti: &str) -> Vec<u32> {
+    [0x8000_0000, 0x0200_0000, 0x0300_0000]
+        .into_iter()
+        .flat_map(|first| tpm_handles(tcti, first))
+        .collect()
+}
+
 /// Runs `tpmkey args…` with TPMKEY_TCTI set; returns (status ok, stdout, stderr).
 pub fn run_tpmkey(tcti: &str, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(tpmkey_bin())
