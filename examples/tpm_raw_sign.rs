@@ -37,25 +37,20 @@ fn main() -> tpmkey::Result<()> {
     ] {
         let wrapped = create_key(&mut tpm, &srk, &mut session, alg, b"")?;
         let key = load_key(&mut tpm, &srk, &mut session, &wrapped)?;
-        // Warm-up.
-        sign_with(
-            &mut tpm,
-            &key,
-            Auth::EmptyPassword,
-            &digest,
-            scheme,
-            TpmAlgId::SHA256,
-        )?;
-        let t = Instant::now();
-        for _ in 0..n {
+        let sign = |tpm: &mut Tpm| {
             sign_with(
-                &mut tpm,
+                tpm,
                 &key,
                 Auth::EmptyPassword,
                 &digest,
                 scheme,
                 TpmAlgId::SHA256,
-            )?;
+            )
+        };
+        sign(&mut tpm)?; // warm-up
+        let t = Instant::now();
+        for _ in 0..n {
+            sign(&mut tpm)?;
         }
         let total = t.elapsed().as_secs_f64();
         tpm.flush(key.handle)?;
