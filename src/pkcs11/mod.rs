@@ -7,9 +7,11 @@
 //! - [`state`]: slots, sessions, logins, the object table (token objects from the
 //!   store, session objects in memory) and the TPM connection.
 //! - [`objects`]: the attributes each key shows.
+//! - [`template`]: typed reading of the caller's attribute templates.
 //! - [`mechanisms`]: mechanisms and how each becomes one TPM2_Sign.
 
 pub mod ffi;
 pub mod mechanisms;
 pub mod objects;
 pub mod state;
+pub mod template;

@@ -8,6 +8,7 @@ use crate::error::Error;
 use crate::keys::ops;
 use crate::keys::templates::KeyAlgorithm;
 use crate::pkcs11::objects::{Class, P256_PARAMS, P384_PARAMS};
+use crate::pkcs11::template::Template;
 use crate::store::to_hex;
 use cryptoki_sys::*;
 
@@ -176,31 +177,13 @@ impl Module {
         public: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
         private: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
     ) -> Result<KeyPairRequest, Rv> {
-        let get = |t: CK_ATTRIBUTE_TYPE| {
-            public
-                .iter()
-                .chain(private.iter())
-                .find(|(x, _)| *x == t)
-                .map(|(_, v)| v.as_slice())
-        };
-        let ulong = |v: &[u8]| -> Result<CK_ULONG, Rv> {
-            Ok(CK_ULONG::from_ne_bytes(
-                v.try_into().map_err(|_| CKR_ATTRIBUTE_VALUE_INVALID)?,
-            ))
-        };
-        let bool_is = |t: CK_ATTRIBUTE_TYPE, want: bool| {
-            private
-                .iter()
-                .chain(public.iter())
-                .filter(|(x, _)| *x == t)
-                .all(|(_, v)| v.first().map(|b| *b != 0) == Some(want))
-        };
+        let (public, private) = (Template::new(public)?, Template::new(private)?);
+        let get = |t: CK_ATTRIBUTE_TYPE| public.bytes(t).or_else(|| private.bytes(t));
         // Token objects only; the private key never leaves the TPM.
-        if !bool_is(CKA_TOKEN, true)
-            || !bool_is(CKA_EXTRACTABLE, false)
-            || !bool_is(CKA_SENSITIVE, true)
-        {
-            return Err(CKR_TEMPLATE_INCONSISTENT);
+        for t in [public, private] {
+            t.require_bool(CKA_TOKEN, true)?;
+            t.require_bool(CKA_EXTRACTABLE, false)?;
+            t.require_bool(CKA_SENSITIVE, true)?;
         }
         let alg = match mech {
             CKM_EC_KEY_PAIR_GEN => match get(CKA_EC_PARAMS) {
@@ -216,7 +199,8 @@ impl Module {
                         return Err(CKR_TEMPLATE_INCONSISTENT);
                     }
                 }
-                match get(CKA_MODULUS_BITS).map(ulong).transpose()? {
+                let bits = public.ulong(CKA_MODULUS_BITS)?;
+                match bits.or(private.ulong(CKA_MODULUS_BITS)?) {
                     Some(2048) => KeyAlgorithm::Rsa2048,
                     Some(3072) => KeyAlgorithm::Rsa3072,
                     Some(4096) => KeyAlgorithm::Rsa4096,
@@ -226,11 +210,9 @@ impl Module {
             }
             _ => return Err(CKR_MECHANISM_INVALID),
         };
-        let label = match get(CKA_LABEL) {
-            Some(l) => {
-                Some(String::from_utf8(l.to_vec()).map_err(|_| CKR_ATTRIBUTE_VALUE_INVALID)?)
-            }
-            None => None,
+        let label = match public.text(CKA_LABEL)? {
+            Some(l) => Some(l),
+            None => private.text(CKA_LABEL)?,
         };
         let id = get(CKA_ID).map(<[u8]>::to_vec);
         if id.as_ref().is_some_and(|i| i.is_empty() || i.len() > 32)
