@@ -13,7 +13,7 @@
 //!    [`Srk::name`](keys::srk::Srk::name) and compare it next time
 //!    ([`Srk::check_pinned`](keys::srk::Srk::check_pinned)): every session is salted to this key.
 //! 3. **Start a salted session** for anything that carries a secret:
-//!    [`session::start::start_session`] with
+//!    [`Tpm::start_session`] with
 //!    [`SessionParams::salted_hmac`](session::start::SessionParams::salted_hmac)
 //!    (Part 3 §11.1 TPM2_StartAuthSession, Part 1 §19.6).
 //! 4. **Create or load a key, sign**: [`keys::ops::create_key`] (Part 3 §12.1
@@ -36,7 +36,7 @@
 //! use tpmkey::keys::ops::{create_key, load_key};
 //! use tpmkey::keys::signature::{sign_digest, verify};
 //! use tpmkey::keys::templates::{KeyAlgorithm, SrkKind};
-//! use tpmkey::session::start::{start_session, SessionParams};
+//! use tpmkey::session::start::SessionParams;
 //! use tpmkey::crypto::hash::HashAlg;
 //! use tpmkey::{Auth, PcrSelection, SealedSecret, Srk, Tcti, Tpm};
 //!
@@ -46,7 +46,7 @@
 //!     .map_err(|e: tpmkey::tcti::TctiError| tpmkey::Error::Usage(e.to_string()))?;
 //! let mut tpm = Tpm::open(&tcti)?;
 //! let srk = Srk::load(&mut tpm, SrkKind::Ecc)?;
-//! let mut session = start_session(&mut tpm, &SessionParams::salted_hmac(&srk.salt_key()?))?;
+//! let mut session = tpm.start_session(&SessionParams::salted_hmac(&srk.salt_key()?))?;
 //!
 //! // A P-256 key with a PIN, made inside the TPM; sign a SHA-256 digest.
 //! let pin = b"1234";
@@ -83,6 +83,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod connection;
 pub mod crypto;
 pub mod error;
 pub mod info;

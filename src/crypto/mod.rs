@@ -5,6 +5,7 @@
 pub mod duplicate;
 pub mod hash;
 pub mod kdf;
+pub mod name;
 pub mod param;
 pub mod secret;
 pub mod session;

@@ -57,8 +57,8 @@ impl Module {
             Err(rv) => {
                 // A failed login is often followed by an exit that runs no
                 // destructors (ssh's fatal() ends in _exit): leave nothing loaded
-                // on a TPM without a resource manager. A retry starts a new session.
-                self.flush_session();
+                // on a TPM without a resource manager. A retry connects again.
+                self.close_conn();
                 return Err(rv);
             }
         };

@@ -1,0 +1,322 @@
+//! [`Connected`]: a TPM with the pinned SRK and a salted session, and the keys
+//! loaded for signing — the one way the CLI and the PKCS#11 module hold a
+//! connection, let go of it, and come back to it (re-exported as
+//! [`crate::app::Connected`]).
+//!
+//! The CLI holds one for one command. The module holds one for its life and lets
+//! go of the TPM after every call ([`Connected::release`]); before it uses what it
+//! kept, [`Connected::refresh`] comes back to the TPM and makes that usable again:
+//!
+//! - When the TPM's flush epoch changed (another tpmkey process made room by
+//!   flushing what it did not load, see [`crate::tpm`]), the session, loaded keys and
+//!   a transient SRK are taken as gone — not flushed: their handles may belong to
+//!   others now — and made again on use: the session is salted to the SRK whose
+//!   public area is pinned, a key loads under the SRK with its empty password, so
+//!   neither needs the PIN; the key's authValue comes from the token secret the
+//!   login unsealed.
+//! - [`Connected::sign`] also recovers from handles another program flushed without
+//!   a word: an object or session gone ([`crate::tpm::handle_gone`]) is loaded or
+//!   started again and the signature retried; a refused authorization on a key kept
+//!   from an earlier operation is checked with TPM2_ReadPublic (the Name recomputed
+//!   from its public area must be the one loaded) before anything is retried.
+//!
+//! A handle is never used for a signature under another Name: the session HMAC
+//! covers cpHash, which covers the Name of the key handle (Part 1 §18.7), so the
+//! TPM refuses an authorization meant for our key on any other object, and a
+//! response HMAC that verifies proves the session is ours (§19.6.5). That is why
+//! the module signs keys with no authValue through the session too: a password
+//! session would let a swapped handle sign. While this process is the only user of
+//! the TPM, none of this costs a TPM command: one TPM2_Sign per signature.
+
+use tpm_commands::commands::ReadPublic;
+use tpm_commands::constants::TpmAlgId;
+use tpm_commands::rc::ResponseCode;
+use tpm_commands::structures::TpmtSignature;
+
+use crate::error::{Error, Result};
+use crate::keys::ops::{self, LoadedKey, WrappedKey};
+use crate::keys::public::object_name;
+use crate::keys::srk::Srk;
+use crate::session::start::SessionParams;
+use crate::session::AuthSession;
+use crate::tpm::{handle_gone, Auth, Tpm};
+
+/// How many signing keys stay loaded at once. A TPM without a resource manager
+/// holds three transient objects (libtpms); one is left for a token seal.
+pub const MAX_LOADED: usize = 2;
+
+/// A key loaded for signing, and the [`Tpm::generation`] it was loaded in.
+struct Cached {
+    name: Vec<u8>,
+    key: LoadedKey,
+    generation: u64,
+}
+
+/// A connection ready for secret-bearing commands.
+pub struct Connected {
+    /// The TPM.
+    pub tpm: Tpm,
+    /// The pinned SRK.
+    pub srk: Srk,
+    /// A salted HMAC session to it.
+    pub session: AuthSession,
+    /// The generation the session was started in.
+    session_generation: u64,
+    /// The generation a transient SRK was loaded in.
+    srk_generation: u64,
+    /// The session was started in this hold of the TPM (not carried over a
+    /// release): nobody else can have touched it.
+    session_fresh: bool,
+    /// Loaded signing keys, oldest first.
+    loaded: Vec<Cached>,
+}
+
+impl core::fmt::Debug for Connected {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Connected")
+            .field("tpm", &self.tpm)
+            .field("session", &self.session)
+            .field("loaded", &self.loaded.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A refused authorization (wrong HMAC): TPM_RC_AUTH_FAIL or TPM_RC_BAD_AUTH.
+fn auth_refused(e: &Error) -> bool {
+    e.response_code()
+        .is_some_and(|rc| matches!(rc.base(), ResponseCode::AUTH_FAIL | ResponseCode::BAD_AUTH))
+}
+
+impl Connected {
+    /// Starts the salted session to `srk` (whose Name the caller has pinned) on
+    /// `tpm`.
+    ///
+    /// # Errors
+    /// Transport or TPM errors; an SRK the host cannot salt to.
+    pub fn start(mut tpm: Tpm, srk: Srk) -> Result<Connected> {
+        let session = tpm.start_session(&SessionParams::salted_hmac(&srk.salt_key()?))?;
+        let generation = tpm.generation();
+        Ok(Connected {
+            tpm,
+            srk,
+            session,
+            session_generation: generation,
+            srk_generation: generation,
+            session_fresh: true,
+            loaded: Vec::new(),
+        })
+    }
+
+    /// Lets other processes at a TPM without a resource manager until the next
+    /// command (see [`Tpm::release`]); the session and loaded keys stay in the TPM.
+    pub fn release(&mut self) {
+        self.tpm.release();
+        self.session_fresh = false;
+    }
+
+    /// Comes back to the TPM ([`Tpm::acquire`]) and makes what this connection keeps
+    /// usable: when another process may have flushed it, loads a transient SRK
+    /// again (it must have the pinned Name), forgets the loaded keys and starts a
+    /// new session. No TPM command when nothing changed.
+    ///
+    /// # Errors
+    /// The TPM cannot be reached or is busy; TPM errors; another TPM.
+    pub fn refresh(&mut self) -> Result<()> {
+        self.tpm.acquire()?;
+        let now = self.tpm.generation();
+        if self.srk_generation != now {
+            if !self.srk.persistent {
+                self.reload_srk()?;
+            }
+            self.srk_generation = now;
+        }
+        self.loaded.retain(|c| c.generation == now);
+        if self.session_generation != now || !self.session.is_open() || self.session.is_broken() {
+            self.restart_session()?;
+        }
+        Ok(())
+    }
+
+    /// Derives the transient SRK again; it must be the one pinned.
+    fn reload_srk(&mut self) -> Result<()> {
+        let srk = Srk::load(&mut self.tpm, self.srk.kind)?;
+        srk.check_pinned(&self.srk.name)?;
+        self.srk = srk;
+        self.srk_generation = self.tpm.generation();
+        Ok(())
+    }
+
+    /// Starts a new salted session in place of the current one, flushing the old
+    /// one only when it is surely still ours.
+    pub fn restart_session(&mut self) -> Result<()> {
+        if self.session.is_open()
+            && self.session_generation == self.tpm.generation()
+            && self.tpm.owns(self.session.handle())
+        {
+            let _ = self.tpm.flush_session(&mut self.session);
+        }
+        self.session = self
+            .tpm
+            .start_session(&SessionParams::salted_hmac(&self.srk.salt_key()?))?;
+        self.session_generation = self.tpm.generation();
+        self.session_fresh = true;
+        Ok(())
+    }
+
+    /// Forgets the session (another process flushed it): not flushed, not used.
+    fn session_gone(&mut self) {
+        self.tpm.forget(self.session.handle());
+        self.session.mark_closed();
+    }
+
+    /// The loaded key for `wrapped`, loading it (parent authorized with the SRK's
+    /// empty password: nothing secret) when it is not; at most [`MAX_LOADED`] stay
+    /// loaded, the oldest is flushed first.
+    ///
+    /// # Errors
+    /// Transport or TPM errors; TPM_RC_INTEGRITY for a blob of another SRK.
+    pub fn load(&mut self, wrapped: &WrappedKey) -> Result<LoadedKey> {
+        let name = object_name(&wrapped.public)?;
+        let now = self.tpm.generation();
+        if let Some(c) = self
+            .loaded
+            .iter()
+            .find(|c| c.name == name && c.generation == now)
+        {
+            return Ok(c.key.clone());
+        }
+        self.loaded.retain(|c| c.name != name);
+        while self.loaded.len() >= MAX_LOADED {
+            let old = self.loaded.remove(0);
+            let _ = self.tpm.flush(old.key.handle);
+        }
+        let key = match ops::load_key_with(&mut self.tpm, &self.srk, Auth::EmptyPassword, wrapped) {
+            // A transient SRK flushed by another program.
+            Err(e) if !self.srk.persistent && handle_gone(&e, Some(1), None) => {
+                self.reload_srk()?;
+                ops::load_key_with(&mut self.tpm, &self.srk, Auth::EmptyPassword, wrapped)?
+            }
+            r => r?,
+        };
+        self.loaded.push(Cached {
+            name,
+            key: key.clone(),
+            generation: self.tpm.generation(),
+        });
+        Ok(key)
+    }
+
+    /// Flushes `wrapped`'s key if it is loaded (a destroyed object).
+    pub fn unload(&mut self, wrapped: &WrappedKey) {
+        let Ok(name) = object_name(&wrapped.public) else {
+            return;
+        };
+        let now = self.tpm.generation();
+        if let Some(pos) = self.loaded.iter().position(|c| c.name == name) {
+            let c = self.loaded.remove(pos);
+            if c.generation == now {
+                let _ = self.tpm.flush(c.key.handle);
+            }
+        }
+    }
+
+    /// Forgets a loaded key another process flushed (or replaced): not flushed.
+    fn key_gone(&mut self, key: &LoadedKey) {
+        self.loaded.retain(|c| c.key.handle != key.handle);
+        self.tpm.forget(key.handle);
+    }
+
+    /// True when `key.handle` holds the object `key` names: TPM2_ReadPublic, the
+    /// Name recomputed from the public area it returns (Part 1 §16).
+    fn still_holds(&mut self, key: &LoadedKey) -> Result<bool> {
+        match self.tpm.run(&ReadPublic {
+            object_handle: key.handle,
+        }) {
+            Ok(rsp) => Ok(match rsp.out_public.0 {
+                Some(p) => object_name(&p)? == key.name,
+                None => false,
+            }),
+            Err(e) if handle_gone(&e, Some(1), None) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Signs `digest` with `wrapped`'s key, authorized through the salted session
+    /// with `auth` (empty for a key without one): one TPM2_Sign once the key is
+    /// loaded. A key or session another process flushed is loaded or started
+    /// again and the signature retried (see the module documentation).
+    ///
+    /// # Errors
+    /// Transport or TPM errors; TPM_RC_AUTH_FAIL for a wrong authValue.
+    pub fn sign(
+        &mut self,
+        wrapped: &WrappedKey,
+        auth: &[u8],
+        digest: &[u8],
+        scheme: TpmAlgId,
+        hash: TpmAlgId,
+    ) -> Result<TpmtSignature> {
+        self.refresh()?;
+        let mut retried = 0;
+        loop {
+            let key = self.load(wrapped)?;
+            let e = match ops::sign(
+                &mut self.tpm,
+                &key,
+                &mut self.session,
+                auth,
+                digest,
+                scheme,
+                hash,
+            ) {
+                Ok(sig) => return Ok(sig),
+                Err(e) => e,
+            };
+            if retried == 2 {
+                return Err(e);
+            }
+            retried += 1;
+            if handle_gone(&e, Some(1), None) {
+                self.key_gone(&key);
+            } else if handle_gone(&e, None, Some(1)) {
+                self.session_gone();
+                self.restart_session()?;
+            } else if auth_refused(&e) && !self.session_fresh && retried == 1 {
+                // Kept from an earlier operation: the handle may name another
+                // object now, or the session handle another process's session.
+                if !self.still_holds(&key)? {
+                    self.key_gone(&key);
+                }
+                self.session_gone();
+                self.restart_session()?;
+            } else {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Runs `f` (commands in the salted session) after [`Connected::refresh`]; when
+    /// the session turns out to have been flushed by another program
+    /// (TPM_RC_REFERENCE_S0: the command did not run), starts a new one and runs
+    /// `f` once more.
+    ///
+    /// # Errors
+    /// What `f` returns; as [`Connected::refresh`].
+    pub fn run<T>(&mut self, mut f: impl FnMut(&mut Connected) -> Result<T>) -> Result<T> {
+        self.refresh()?;
+        match f(self) {
+            Err(e) if handle_gone(&e, None, Some(1)) && !self.session_fresh => {
+                self.session_gone();
+                self.restart_session()?;
+                f(self)
+            }
+            other => other,
+        }
+    }
+
+    /// Flushes what this connection loaded and closes it; returns how many command
+    /// frames it sent in all.
+    pub fn close(self) -> u64 {
+        self.tpm.close()
+    }
+}
