@@ -16,9 +16,14 @@
 //!   login unsealed.
 //! - [`Connected::sign`] also recovers from handles another program flushed without
 //!   a word: an object or session gone ([`crate::tpm::handle_gone`]) is loaded or
-//!   started again and the signature retried; a refused authorization on a key kept
-//!   from an earlier operation is checked with TPM2_ReadPublic (the Name recomputed
-//!   from its public area must be the one loaded) before anything is retried.
+//!   started again and the signature retried. A refused authorization with a key
+//!   kept from an earlier operation is checked with TPM2_ReadPublic (the Name
+//!   recomputed from its public area must be the one loaded): another object there
+//!   is forgotten and the key loaded again; when the key is ours, a session kept
+//!   from an earlier operation is taken for another process's and started again.
+//!   Such a refusal counts against the TPM's dictionary-attack counter when the
+//!   object now at the handle is protected by it: the flush epoch spares tpmkey's
+//!   own users that, a program that flushes others' handles silently cannot.
 //!
 //! A handle is never used for a signature under another Name: the session HMAC
 //! covers cpHash, which covers the Name of the key handle (Part 1 §18.7), so the
@@ -45,11 +50,13 @@ use crate::tpm::{handle_gone, Auth, Tpm};
 /// holds three transient objects (libtpms); one is left for a token seal.
 pub const MAX_LOADED: usize = 2;
 
-/// A key loaded for signing, and the [`Tpm::generation`] it was loaded in.
+/// A key loaded for signing, the [`Tpm::generation`] it was loaded in, and the
+/// hold of the TPM in which it was loaded or last found to be ours.
 struct Cached {
     name: Vec<u8>,
     key: LoadedKey,
     generation: u64,
+    hold: u64,
 }
 
 /// A connection ready for secret-bearing commands.
@@ -64,9 +71,11 @@ pub struct Connected {
     session_generation: u64,
     /// The generation a transient SRK was loaded in.
     srk_generation: u64,
-    /// The session was started in this hold of the TPM (not carried over a
-    /// release): nobody else can have touched it.
-    session_fresh: bool,
+    /// Counts the holds of the TPM: one more at every release. What was made in
+    /// the current hold cannot have been touched by another process.
+    hold: u64,
+    /// The hold the session was started in.
+    session_hold: u64,
     /// Loaded signing keys, oldest first.
     loaded: Vec<Cached>,
 }
@@ -102,7 +111,8 @@ impl Connected {
             session,
             session_generation: generation,
             srk_generation: generation,
-            session_fresh: true,
+            hold: 0,
+            session_hold: 0,
             loaded: Vec::new(),
         })
     }
@@ -111,7 +121,7 @@ impl Connected {
     /// command (see [`Tpm::release`]); the session and loaded keys stay in the TPM.
     pub fn release(&mut self) {
         self.tpm.release();
-        self.session_fresh = false;
+        self.hold += 1;
     }
 
     /// Comes back to the TPM ([`Tpm::acquire`]) and makes what this connection keeps
@@ -159,7 +169,7 @@ impl Connected {
             .tpm
             .start_session(&SessionParams::salted_hmac(&self.srk.salt_key()?))?;
         self.session_generation = self.tpm.generation();
-        self.session_fresh = true;
+        self.session_hold = self.hold;
         Ok(())
     }
 
@@ -202,6 +212,7 @@ impl Connected {
             name,
             key: key.clone(),
             generation: self.tpm.generation(),
+            hold: self.hold,
         });
         Ok(key)
     }
@@ -257,7 +268,7 @@ impl Connected {
         hash: TpmAlgId,
     ) -> Result<TpmtSignature> {
         self.refresh()?;
-        let mut retried = 0;
+        let mut retries = 0;
         loop {
             let key = self.load(wrapped)?;
             let e = match ops::sign(
@@ -272,26 +283,59 @@ impl Connected {
                 Ok(sig) => return Ok(sig),
                 Err(e) => e,
             };
-            if retried == 2 {
+            if retries == 3 {
                 return Err(e);
             }
-            retried += 1;
+            retries += 1;
             if handle_gone(&e, Some(1), None) {
                 self.key_gone(&key);
-            } else if handle_gone(&e, None, Some(1)) {
+                continue;
+            }
+            if handle_gone(&e, None, Some(1)) {
                 self.session_gone();
                 self.restart_session()?;
-            } else if auth_refused(&e) && !self.session_fresh && retried == 1 {
-                // Kept from an earlier operation: the handle may name another
-                // object now, or the session handle another process's session.
-                if !self.still_holds(&key)? {
-                    self.key_gone(&key);
-                }
-                self.session_gone();
-                self.restart_session()?;
-            } else {
+                continue;
+            }
+            if !auth_refused(&e) {
                 return Err(e);
             }
+            // A key kept from an earlier hold may have been flushed and its handle
+            // given to another object: its Name tells (the session may still be
+            // ours then, and is kept).
+            if self.carried(&key) {
+                if !self.still_holds(&key)? {
+                    self.key_gone(&key);
+                    continue;
+                }
+                self.verified(&key);
+            }
+            // The key is ours: a session kept from an earlier hold may be another
+            // process's now.
+            if self.session_hold != self.hold {
+                self.session_gone();
+                self.restart_session()?;
+                continue;
+            }
+            return Err(e);
+        }
+    }
+
+    /// True when `key` was loaded (or last checked) before the current hold.
+    fn carried(&self, key: &LoadedKey) -> bool {
+        self.loaded
+            .iter()
+            .any(|c| c.key.handle == key.handle && c.hold != self.hold)
+    }
+
+    /// Records that `key` was found to be ours in the current hold.
+    fn verified(&mut self, key: &LoadedKey) {
+        let hold = self.hold;
+        for c in self
+            .loaded
+            .iter_mut()
+            .filter(|c| c.key.handle == key.handle)
+        {
+            c.hold = hold;
         }
     }
 
@@ -305,7 +349,7 @@ impl Connected {
     pub fn run<T>(&mut self, mut f: impl FnMut(&mut Connected) -> Result<T>) -> Result<T> {
         self.refresh()?;
         match f(self) {
-            Err(e) if handle_gone(&e, None, Some(1)) && !self.session_fresh => {
+            Err(e) if handle_gone(&e, None, Some(1)) && self.session_hold != self.hold => {
                 self.session_gone();
                 self.restart_session()?;
                 f(self)

@@ -169,14 +169,14 @@ pub enum TransportError {
         addr: String,
     },
     /// The TPM did not answer a command within the bound.
-    #[error("the TPM at {tpm} did not answer {command} within {}{}; {hint} (TPMKEY_TIMEOUT=seconds sets the bound)", secs(*waited_ms), progress(*received))]
+    #[error("the TPM at {tpm} did not answer {command} within {}{}; {hint} (TPMKEY_TIMEOUT=seconds sets the bound)", secs(*bound_ms), progress(*received))]
     Timeout {
         /// The TPM (device path or socket address).
         tpm: String,
         /// The command, e.g. TPM2_Sign.
         command: String,
-        /// How long we waited, in milliseconds.
-        waited_ms: u128,
+        /// The bound that ran out, in milliseconds.
+        bound_ms: u128,
         /// Bytes of the response received and announced, when it started.
         received: Option<(usize, usize)>,
         /// What may be wrong.
@@ -300,7 +300,7 @@ mod tests {
         let e = TransportError::Timeout {
             tpm: "127.0.0.1:2321".into(),
             command: "TPM2_Sign".into(),
-            waited_ms: 60_000,
+            bound_ms: 60_000,
             received: None,
             hint: "is it stuck?",
         };

@@ -18,10 +18,10 @@ pub(crate) struct Exchange {
     pub tpm: String,
     /// The command, for messages ("TPM2_Sign").
     pub command: String,
-    /// When it started.
-    pub started: Instant,
     /// When it must be over.
     pub deadline: Instant,
+    /// The bound, for messages.
+    pub limit: Duration,
     /// What may be wrong when the TPM does not answer.
     pub hint: &'static str,
 }
@@ -33,8 +33,8 @@ impl Exchange {
         Exchange {
             tpm,
             command,
-            started,
             deadline: started + limit,
+            limit,
             hint,
         }
     }
@@ -51,7 +51,7 @@ impl Exchange {
         TransportError::Timeout {
             tpm: self.tpm.clone(),
             command: self.command.clone(),
-            waited_ms: self.started.elapsed().as_millis(),
+            bound_ms: self.limit.as_millis(),
             received,
             hint: self.hint,
         }
