@@ -46,9 +46,15 @@ use crate::session::start::SessionParams;
 use crate::session::AuthSession;
 use crate::tpm::{handle_gone, Auth, Tpm};
 
-/// How many signing keys stay loaded at once. A TPM without a resource manager
-/// holds three transient objects (libtpms); one is left for a token seal.
+/// How many signing keys stay loaded at once through a resource manager (which
+/// gives each connection three object slots): one is left for a token seal.
 pub const MAX_LOADED: usize = 2;
+
+/// How many stay loaded on a TPM without one, where every process shares the three
+/// slots a TPM has at least (TPM_PT_HR_TRANSIENT_MIN): another process's TPM2_Load
+/// needs two of them, one for the key and one for its persistent parent, which the
+/// TPM loads into a slot for the command (ms-tpm-20-ref and libtpms do).
+pub const MAX_LOADED_RAW: usize = 1;
 
 /// A key loaded for signing, the [`Tpm::generation`] it was loaded in, and the
 /// hold of the TPM in which it was loaded or last found to be ours.
@@ -180,8 +186,9 @@ impl Connected {
     }
 
     /// The loaded key for `wrapped`, loading it (parent authorized with the SRK's
-    /// empty password: nothing secret) when it is not; at most [`MAX_LOADED`] stay
-    /// loaded, the oldest is flushed first.
+    /// empty password: nothing secret) when it is not; at most [`MAX_LOADED`]
+    /// ([`MAX_LOADED_RAW`] on a TPM without a resource manager) stay loaded, the
+    /// oldest is flushed first.
     ///
     /// # Errors
     /// Transport or TPM errors; TPM_RC_INTEGRITY for a blob of another SRK.
@@ -196,7 +203,12 @@ impl Connected {
             return Ok(c.key.clone());
         }
         self.loaded.retain(|c| c.name != name);
-        while self.loaded.len() >= MAX_LOADED {
+        let max = if self.tpm.has_resource_manager() {
+            MAX_LOADED
+        } else {
+            MAX_LOADED_RAW
+        };
+        while self.loaded.len() >= max {
             let old = self.loaded.remove(0);
             let _ = self.tpm.flush(old.key.handle);
         }

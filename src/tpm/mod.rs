@@ -176,6 +176,13 @@ impl Tpm {
         self.tcti.as_ref()
     }
 
+    /// True when the TPM is shared through a resource manager (`/dev/tpmrm0`), or
+    /// the transport was given ready-made; false for a raw TPM (`/dev/tpm0`, swtpm,
+    /// the simulator), whose few object slots every process shares.
+    pub fn has_resource_manager(&self) -> bool {
+        !self.raw
+    }
+
     /// Number of command frames sent so far (retries included).
     pub fn commands_sent(&self) -> u64 {
         self.commands_sent
