@@ -74,11 +74,16 @@
 //! - [`tpm_commands`] (separate crate): the wire format.
 //! - [`transport`] and [`tcti`]: moving frames to `/dev/tpmrm0`, `/dev/tpm0`, swtpm.
 //! - [`crypto`]: KDFs, session HMACs, parameter encryption.
-//! - [`session`]: session state and the rules of which key and nonce go where.
+//! - [`session`]: session state and the rules of which key and nonce go where (it
+//!   sends nothing: [`Tpm`] drives it).
 //! - [`Tpm`]: the one place commands are framed, authorized, sent, retried and
-//!   verified.
-//! - [`keys`], [`pcr`], [`sealed`], [`token`], [`store`], [`app`]: keys, PCRs,
-//!   sealed secrets, PIN-protected tokens, the key store and the CLI's commands.
+//!   verified; sessions started, policy commands run; a raw TPM let go of between
+//!   operations and come back to ([`Tpm::release`], [`Tpm::acquire`]).
+//! - [`keys`], [`pcr`], [`sealed`], [`token`], [`store`]: keys, PCRs, sealed
+//!   secrets, PIN-protected tokens, the key store.
+//! - [`connection`], [`app`]: the connected TPM the CLI and the PKCS#11 module
+//!   share (pinned SRK, salted session, loaded keys, kept across operations), and
+//!   the CLI's commands.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 

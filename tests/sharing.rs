@@ -471,3 +471,37 @@ fn an_idle_agent_shares_swtpm_over_tcp() {
 fn an_idle_agent_shares_swtpm_over_a_unix_socket() {
     scenario(true);
 }
+
+/// The holder's side on a unix socket, through the library calls the module makes
+/// (`Connected`): between operations it lets go of swtpm, so another process gets
+/// through at once; each signature is then one TPM command (TPM2_Sign), counted by
+/// the holder's own connection.
+#[test]
+fn a_released_holder_signs_with_one_command_and_lets_others_in() {
+    let w = World::new(true);
+    w.make_store("a", "ssh", "laptop");
+    let app = tpmkey::app::App::open(Some(w.store("a")), w.tcti().parse().unwrap()).unwrap();
+    let mut c = app.connect_pinned().unwrap();
+    let secret = app.token_secret(&mut c, "ssh", b"1234").unwrap();
+    let (keys, _) = app.store.read_keys("ssh").unwrap();
+    let k = &keys[0];
+    let wrapped = tpmkey::app::unwrap_record(&k.blob, &w.store("a")).unwrap();
+    let id = tpmkey::store::from_hex(&k.id, &w.store("a")).unwrap();
+    let auth = tpmkey::token::key_auth(&secret, &id);
+    let digest = [0x5a; 32];
+    let (ecdsa, sha256) = (
+        tpm_commands::constants::TpmAlgId::ECDSA,
+        tpm_commands::constants::TpmAlgId::SHA256,
+    );
+    c.sign(&wrapped, &auth, &digest, ecdsa, sha256).unwrap();
+    for i in 0..10 {
+        c.release();
+        let (ok, _, err) = common::run_tpmkey_in(&w.tcti(), &w.store("a"), &["random", "8"]);
+        assert!(ok, "another process while the holder is idle ({i}): {err}");
+        let before = c.tpm.commands_sent();
+        c.sign(&wrapped, &auth, &digest, ecdsa, sha256).unwrap();
+        assert_eq!(c.tpm.commands_sent() - before, 1, "signature {i}");
+    }
+    c.close();
+    assert!(common::loaded_handles(&w.sim.tcti()).is_empty());
+}

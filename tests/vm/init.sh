@@ -205,7 +205,23 @@ holder_stop() {
 share_raw_tpm() {
     export TPMKEY_TCTI=device:/dev/tpm0 TPMKEY_STORE=/tmp/store-raw
     t0=$(now)
+    mark
     da0=$(failed_tries)
+    # Alone, a holder that lets go of the device after every call signs with one
+    # TPM command: login StartAuthSession + Unseal, first signature Load + Sign,
+    # then Sign alone, C_Finalize two FlushContexts.
+    export TPMKEY_PKCS11_STATS=1
+    holder_start steady /tmp/store-raw
+    unset TPMKEY_PKCS11_STATS
+    i=1
+    while [ "$i" -le 10 ]; do
+        holder_sign steady "$i" "alone"
+        i=$((i + 1))
+    done
+    holder_stop steady
+    sent=$(sed -n 's/^libtpmkey: \([0-9]*\) TPM commands sent$/\1/p' /tmp/steady.out)
+    echo "TPMKEY-VM-STAT /dev/tpm0 opened per call: login, 11 signatures, C_Finalize: ${sent:-?} TPM commands (16 = one per steady signature)"
+    [ "$sent" = 16 ] || fail "a holder alone on /dev/tpm0 sent ${sent:-?} TPM commands for a login and 11 signatures, 16 expected"
     holder_start holder /tmp/store-raw
     exec 3<>/dev/tpm0 && echo "ok the raw TPM is free while the holder is idle" || fail "the idle holder keeps /dev/tpm0 open"
     exec 3>&-
