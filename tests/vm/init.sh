@@ -134,13 +134,13 @@ flush_raw() {
 }
 # flush_everything: every transient object and session; prints how many.
 flush_everything() {
-    n=0
-    for t in '\x80\x00\x00\x00' '\x02\x00\x00\x00' '\x03\x00\x00\x00'; do
-        for h in $(handle_list "$t"); do
-            flush_raw "$h" && n=$((n + 1))
+    fe_n=0
+    for fe_t in '\x80\x00\x00\x00' '\x02\x00\x00\x00' '\x03\x00\x00\x00'; do
+        for fe_h in $(handle_list "$fe_t"); do
+            flush_raw "$fe_h" && fe_n=$((fe_n + 1))
         done
     done
-    echo "$n"
+    echo "$fe_n"
 }
 # leak_primary: a TPM2_CreatePrimary (ECC P-256, noDA) whose object nobody flushes,
 # as a crashed process leaves one; prints the response code (0: made).
@@ -159,15 +159,15 @@ failed_tries() {
 # holder_sign NAME N: asks holder NAME (musl-p11-load --hold, FIFO /tmp/NAME.fifo,
 # output /tmp/NAME.out) for its signature number N and waits up to 30 s for it.
 holder_sign() {
-    t=$(now)
+    hs_t=$(now)
     echo sign >"/tmp/$1.fifo"
-    i=0
-    while [ "$i" -lt 300 ] && ! grep -q "^sign $2 " "/tmp/$1.out"; do
+    hs_i=0
+    while [ "$hs_i" -lt 300 ] && ! grep -q "^sign $2 " "/tmp/$1.out"; do
         usleep 100000
-        i=$((i + 1))
+        hs_i=$((hs_i + 1))
     done
     if grep -q "^sign $2 ok" "/tmp/$1.out"; then
-        echo "ok $1 signs ($3, $(secs $(($(now) - t))) s)"
+        echo "ok $1 signs ($3, $(secs $(($(now) - hs_t))) s)"
     else
         fail "$1 could not sign ($3): $(grep "^sign $2 " "/tmp/$1.out" || echo 'no answer within 30 s')"
         sed 's/^/      /' "/tmp/$1.out"
@@ -180,19 +180,19 @@ holder_start() {
     mkfifo "/tmp/$1.fifo"
     TPMKEY_STORE=$2 musl-p11-load /libtpmkey.so 1234 --hold "/tmp/$1.fifo" >"/tmp/$1.out" 2>&1 &
     eval "$1_pid=\$!"
-    i=0
-    while [ "$i" -lt 300 ] && ! grep -q '^holding' "/tmp/$1.out"; do
+    hs_i=0
+    while [ "$hs_i" -lt 300 ] && ! grep -q '^holding' "/tmp/$1.out"; do
         usleep 100000
-        i=$((i + 1))
+        hs_i=$((hs_i + 1))
     done
     grep -q '^holding' "/tmp/$1.out" || { fail "$1 did not start"; sed 's/^/      /' "/tmp/$1.out"; }
 }
 holder_stop() {
     echo quit >"/tmp/$1.fifo"
     eval "wait \$$1_pid"
-    rc=$?
-    [ "$rc" -eq 0 ] && grep -q 'musl-p11-load: ok' "/tmp/$1.out" || {
-        fail "$1 did not finish cleanly (exit $rc)"
+    hs_rc=$?
+    [ "$hs_rc" -eq 0 ] && grep -q 'musl-p11-load: ok' "/tmp/$1.out" || {
+        fail "$1 did not finish cleanly (exit $hs_rc)"
         sed 's/^/      /' "/tmp/$1.out"
     }
 }
