@@ -308,7 +308,8 @@ AGENT_PID=""
 AGENT_SOCK=$TMP/agent.sock
 agent_start() {
     rm -f "$AGENT_SOCK"
-    ssh-agent -D -a "$AGENT_SOCK" -P "$1" </dev/null >>"$TMP/agent.log" 2>&1 &
+    # ssh-agent matches the realpath of a provider against -P.
+    ssh-agent -D -a "$AGENT_SOCK" -P "$(readlink -f "$1")" </dev/null >>"$TMP/agent.log" 2>&1 &
     AGENT_PID=$!
     PIDS+=("$AGENT_PID")
     local n
