@@ -195,7 +195,7 @@ impl App {
         }
         let mut srk = Srk::load(&mut tpm, kind)?;
         if persist && !srk.persistent {
-            srk.make_persistent(&mut tpm)?;
+            crate::keys::persist::make_srk_persistent(&mut tpm, &mut srk)?;
         }
         let name = to_hex(&srk.name);
         rec = StoreRecord {

@@ -57,6 +57,26 @@ pub fn evict_control(
     }
 }
 
+/// Makes a transient SRK persistent at 0x81000001 (owner authorization with the
+/// empty owner password) and flushes the transient copy. Returns false, changing
+/// nothing, when the owner hierarchy has a password or the TPM has no room: the SRK
+/// then stays transient and is derived again by each process.
+///
+/// # Errors
+/// Transport errors and unexpected TPM errors.
+pub fn make_srk_persistent(tpm: &mut Tpm, srk: &mut Srk) -> Result<bool> {
+    if srk.persistent {
+        return Ok(true);
+    }
+    if !evict_control(tpm, srk.handle, &srk.name, TpmHandle::SRK)? {
+        return Ok(false);
+    }
+    tpm.flush(srk.handle)?;
+    srk.handle = TpmHandle::SRK;
+    srk.persistent = true;
+    Ok(true)
+}
+
 /// The first handle of `range` that holds no persistent object (Part 3 §30.2
 /// TPM2_GetCapability, TPM_CAP_HANDLES).
 ///
