@@ -84,6 +84,30 @@ pub fn unwrap_record(r: &WrappedRecord, path: &std::path::Path) -> Result<Wrappe
     Ok(WrappedKey { private, public })
 }
 
+/// The longest key label, in bytes (CKA_LABEL, the `--label` of `key add`): room
+/// for any name a person gives a key, short enough for one line of a listing.
+pub const MAX_KEY_LABEL: usize = 128;
+
+/// Checks a key label: 1 to [`MAX_KEY_LABEL`] bytes of UTF-8, no control
+/// characters (a tab or a newline would break `key list` and authorized_keys lines).
+///
+/// # Errors
+/// [`Error::Usage`] saying what is wrong.
+pub fn check_key_label(label: &str) -> Result<()> {
+    if label.is_empty() || label.len() > MAX_KEY_LABEL {
+        return Err(Error::Usage(format!(
+            "a key label must be 1 to {MAX_KEY_LABEL} bytes long (this one has {})",
+            label.len()
+        )));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(Error::Usage(format!(
+            "the key label {label:?} holds a control character (tab, newline, …); use printable characters"
+        )));
+    }
+    Ok(())
+}
+
 /// Keys with their token labels, and the key files that could not be read.
 pub type KeyListing = (Vec<(String, KeyRecord)>, Vec<crate::store::StoreError>);
 
@@ -404,6 +428,80 @@ impl App {
             .join("token.json")
     }
 
+    /// The path of a key's file, for error messages.
+    pub fn key_path(&self, token: &str, id: &str) -> PathBuf {
+        self.store
+            .root()
+            .join("tokens")
+            .join(token)
+            .join("keys")
+            .join(format!("{id}.json"))
+    }
+
+    /// The key labelled `key_label` in token `token_label`. Unreadable key files
+    /// are skipped (and named when no readable key matches); two keys with the
+    /// label (made by an older tpmkey, or by hand) are an error naming their ids,
+    /// never a silent pick.
+    ///
+    /// # Errors
+    /// Unknown token, no such key, an ambiguous label.
+    pub fn find_key(&self, token_label: &str, key_label: &str) -> Result<KeyRecord> {
+        let (keys, bad) = self.store.read_keys(token_label)?;
+        let mut found: Vec<KeyRecord> = keys.into_iter().filter(|k| k.label == key_label).collect();
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => {
+                let unread = if bad.is_empty() {
+                    String::new()
+                } else {
+                    let names: Vec<String> = bad.iter().map(ToString::to_string).collect();
+                    format!("; key files that could not be read: {}", names.join("; "))
+                };
+                Err(Error::Usage(format!(
+                    "token {token_label:?} has no key labelled {key_label:?} (see `tpmkey key list`){unread}"
+                )))
+            }
+            n => {
+                let ids: Vec<&str> = found.iter().map(|k| k.id.as_str()).collect();
+                Err(Error::Usage(format!(
+                    "token {token_label:?} has {n} keys labelled {key_label:?} (ids {}); remove the extra ones with `tpmkey key rm --token {token_label} --id ID`",
+                    ids.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// `tpmkey key rm`: removes the key labelled `label`, or the one with key id
+    /// `id` (hex). Returns the removed key's record.
+    ///
+    /// # Errors
+    /// Unknown token or key, an ambiguous label, store errors.
+    pub fn key_rm(
+        &self,
+        token_label: &str,
+        label: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<KeyRecord> {
+        let _lock = self.store.lock()?;
+        let k = match (label, id) {
+            (Some(l), None) => self.find_key(token_label, l)?,
+            (None, Some(id)) => {
+                let id = id.to_ascii_lowercase();
+                let (keys, _) = self.store.read_keys(token_label)?;
+                keys.into_iter().find(|k| k.id == id).ok_or_else(|| {
+                    Error::Usage(format!("token {token_label:?} has no key with id {id}"))
+                })?
+            }
+            _ => {
+                return Err(Error::Usage(
+                    "name the key with --label or with --id".into(),
+                ))
+            }
+        };
+        self.store.remove_key(token_label, &k.id)?;
+        Ok(k)
+    }
+
     /// Unseals a token's secret with the user PIN (ignored for no-PIN tokens), or
     /// with the SO PIN when `so`.
     ///
@@ -570,6 +668,7 @@ impl App {
             (false, Unlock::Pin(pin)) => Some(self.token_secret(c, token_label, pin)?),
             _ => None,
         };
+        check_key_label(label)?;
         let _lock = self.store.lock()?;
         let t = self.store.read_token(token_label)?;
         let (keys, _) = self.store.read_keys(token_label)?;
@@ -705,59 +804,66 @@ impl App {
         self.replace_user_seal(&mut c, &mut t, &new_seal)
     }
 
-    /// Every key, with its token label (reads the store only; no TPM).
+    /// Every key, with its token label (reads the store only; no TPM). A key file
+    /// or a token's key directory that cannot be read hides only those keys: it is
+    /// in the second list, for the caller to report.
     ///
     /// # Errors
-    /// Store errors; corrupt key files are reported on stderr by the caller via
-    /// the second list.
+    /// The store's token directory cannot be listed; an unknown `token`.
     pub fn key_list(&self, token: Option<&str>) -> Result<KeyListing> {
         let labels = match token {
-            Some(t) => vec![t.to_string()],
+            Some(t) => {
+                self.store.read_token(t)?;
+                vec![t.to_string()]
+            }
             None => self.store.token_labels()?,
         };
         let mut out = Vec::new();
         let mut bad = Vec::new();
         for l in labels {
-            let (keys, b) = self.store.read_keys(&l)?;
-            bad.extend(b);
-            out.extend(keys.into_iter().map(|k| (l.clone(), k)));
+            match self.store.read_keys(&l) {
+                Ok((keys, b)) => {
+                    bad.extend(b);
+                    out.extend(keys.into_iter().map(|k| (l.clone(), k)));
+                }
+                Err(e) => bad.push(e),
+            }
         }
         Ok((out, bad))
     }
 
-    /// authorized_keys lines for the selected keys (comment = key label).
+    /// authorized_keys lines for the selected keys (comment = key label), and what
+    /// could not be read: a damaged key file or public area hides only that key.
     ///
     /// # Errors
-    /// Store errors, corrupt public areas.
-    pub fn ssh_pubkeys(&self, token: Option<&str>, label: Option<&str>) -> Result<Vec<String>> {
-        let (keys, _) = self.key_list(token)?;
+    /// As [`App::key_list`].
+    pub fn ssh_pubkeys(
+        &self,
+        token: Option<&str>,
+        label: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<Error>)> {
+        let (keys, bad) = self.key_list(token)?;
+        let mut bad: Vec<Error> = bad.into_iter().map(Error::Store).collect();
         let mut lines = Vec::new();
         for (t, k) in keys
             .iter()
             .filter(|(_, k)| label.is_none_or(|l| k.label == l))
         {
-            let path = self
-                .store
-                .root()
-                .join("tokens")
-                .join(t)
-                .join("keys")
-                .join(format!("{}.json", k.id));
-            let w = unwrap_record(&k.blob, &path)?;
-            lines.push(authorized_keys_line(&w.public, &k.label)?);
+            let line = unwrap_record(&k.blob, &self.key_path(t, &k.id))
+                .and_then(|w| authorized_keys_line(&w.public, &k.label));
+            match line {
+                Ok(line) => lines.push(line),
+                Err(e) => bad.push(e),
+            }
         }
-        Ok(lines)
+        Ok((lines, bad))
     }
 
     /// `tpmkey sign`: signs `data` with key `key_label` of token `token_label`
-    /// (digest with `hash` on the host, one TPM2_Sign: ECDSA or RSASSA), checks
-    /// the signature in software against the key's public area, and returns it
-    /// (ECDSA r || s, RSA PKCS#1 v1.5). The key's authValue is proven by HMAC in
-    /// the salted session; it is never sent.
+    /// (digest with `hash` on the host, then [`App::sign_digest`]).
     ///
     /// # Errors
-    /// Unknown token or key, wrong PIN, lockout, TPM errors, a signature that does
-    /// not verify.
+    /// As [`App::sign_digest`].
     pub fn sign_data(
         &self,
         token_label: &str,
@@ -766,14 +872,28 @@ impl App {
         hash: crate::crypto::hash::HashAlg,
         data: &[u8],
     ) -> Result<Vec<u8>> {
+        self.sign_digest(token_label, key_label, user_pin, hash, &hash.hash(&[data]))
+    }
+
+    /// Signs a `hash` digest with key `key_label` of token `token_label` (one
+    /// TPM2_Sign: ECDSA or RSASSA), checks the signature in software against the
+    /// key's public area, and returns it (ECDSA r || s, RSA PKCS#1 v1.5). The key's
+    /// authValue is proven by HMAC in the salted session; it is never sent.
+    ///
+    /// # Errors
+    /// Unknown token or key, wrong PIN, lockout, TPM errors, a signature that does
+    /// not verify.
+    pub fn sign_digest(
+        &self,
+        token_label: &str,
+        key_label: &str,
+        user_pin: &[u8],
+        hash: crate::crypto::hash::HashAlg,
+        digest: &[u8],
+    ) -> Result<Vec<u8>> {
         use crate::keys::signature::{sign_digest, verify};
-        let (keys, _) = self.store.read_keys(token_label)?;
-        let k = keys.iter().find(|k| k.label == key_label).ok_or_else(|| {
-            Error::Usage(format!(
-                "token {token_label:?} has no key labelled {key_label:?} (see `tpmkey key list`)"
-            ))
-        })?;
-        let path = self.token_path(token_label);
+        let k = self.find_key(token_label, key_label)?;
+        let path = self.key_path(token_label, &k.id);
         let wrapped = unwrap_record(&k.blob, &path)?;
         let mut c = self.connect()?;
         let auth = if k.empty_auth {
@@ -788,16 +908,15 @@ impl App {
             crate::tpm::Auth::EmptyPassword,
             &wrapped,
         )?;
-        let digest = hash.hash(&[data]);
         let key_auth = if auth.is_empty() {
             crate::tpm::Auth::EmptyPassword
         } else {
             crate::tpm::Auth::Session(&mut c.session, &auth)
         };
-        let sig = sign_digest(&mut c.tpm, &key, key_auth, hash, &digest);
+        let sig = sign_digest(&mut c.tpm, &key, key_auth, hash, digest);
         let _ = c.tpm.flush(key.handle);
         let sig = sig?;
-        verify(&wrapped.public, hash, &digest, &sig)?;
+        verify(&wrapped.public, hash, digest, &sig)?;
         Ok(sig)
     }
 }

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::files::{read_file, FileError, Links};
+
 /// The format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -53,6 +55,9 @@ pub enum StoreError {
         /// Its version.
         found: u32,
     },
+    /// A store file that is not a regular file, or too large to be one of ours.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// No home directory to put the default store in.
     #[error("no store location: set TPMKEY_STORE, XDG_DATA_HOME or HOME")]
     NoLocation,
@@ -235,9 +240,7 @@ impl Store {
             .create(root.join("tokens"))
             .map_err(io(&root))?;
         let store = Store { root };
-        if store.record_path().exists() {
-            store.read_record()?;
-        }
+        store.read_record()?;
         Ok(store)
     }
 
@@ -261,14 +264,22 @@ impl Store {
     /// I/O errors.
     pub fn lock(&self) -> Result<StoreLock> {
         let path = self.root.join("lock");
+        // Non-blocking open: a FIFO put in its place fails at once (no reader) or
+        // at the type check below, instead of waiting for a reader.
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(0o600)
-            .custom_flags(nix::libc::O_CLOEXEC)
+            .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
             .open(&path)
             .map_err(io(&path))?;
+        if !file.metadata().map_err(io(&path))?.is_file() {
+            return Err(StoreError::File(FileError::NotRegular {
+                path,
+                kind: "not a regular file",
+            }));
+        }
         nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map(|lock| StoreLock { _lock: lock })
             .map_err(|(_, e)| StoreError::Io {
@@ -283,7 +294,7 @@ impl Store {
     /// Corrupt or too new.
     pub fn read_record(&self) -> Result<StoreRecord> {
         let path = self.record_path();
-        if !path.exists() {
+        if absent(&path)? {
             return Ok(StoreRecord {
                 version: FORMAT_VERSION,
                 srk: None,
@@ -412,8 +423,19 @@ impl Store {
     }
 }
 
+/// True when nothing at all is at `path` (not even a dangling link).
+fn absent(path: &Path) -> Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Reads a store file (a regular file of at most [`crate::files::MAX_FILE_SIZE`],
+/// not a link) and checks its format version.
 fn read_versioned<T: DeserializeOwned>(path: &Path, version: impl Fn(&T) -> u32) -> Result<T> {
-    let text = fs::read(path).map_err(io(path))?;
+    let text = read_file(path, Links::Refuse)?;
     // Look at the version first, so a newer format is named as such even when the
     // rest of it does not parse with this build's types.
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
@@ -456,20 +478,32 @@ fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("x");
     let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
-    let mut f = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(io(&tmp))?;
-    f.write_all(&bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(io(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io(path))?;
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        f.write_all(&bytes)?;
+        f.sync_all()
+    })();
+    if let Err(source) = written {
+        // A full disk (ENOSPC) or a quota: leave nothing behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    if let Err(source) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
     sync_dir(dir)
 }
 

@@ -182,8 +182,7 @@ impl ResponseCode {
     /// 0xFFFFFFFF from a broken or hostile TPM) has no parts: no base code, index,
     /// name or warning, and prints as an unknown code.
     pub fn is_in_range(self) -> bool {
-        self.0 & 0xFF00_F000 == 0
-            && matches!(self.layer(), RcLayer::Tpm | RcLayer::ResourceManager)
+        self.0 & 0xFF00_F000 == 0 && matches!(self.layer(), RcLayer::Tpm | RcLayer::ResourceManager)
     }
 
     /// True for format-one codes (bit 7).
@@ -193,22 +192,21 @@ impl ResponseCode {
 
     /// True for TPM 1.2 codes: format zero with RC_VER1 clear (and not success).
     pub fn is_tpm12(self) -> bool {
-        self.is_in_range()
-            && !self.is_format_one()
-            && self.low() & RC_VER1 == 0
-            && self.low() != 0
+        self.is_in_range() && !self.is_format_one() && self.low() & RC_VER1 == 0 && self.low() != 0
     }
 
     /// True for vendor-defined format-zero codes (bit 10).
     pub fn is_vendor(self) -> bool {
-        self.is_in_range()
-            && !self.is_format_one() && !self.is_tpm12() && self.low() & 0x400 != 0
+        self.is_in_range() && !self.is_format_one() && !self.is_tpm12() && self.low() & 0x400 != 0
     }
 
     /// True for warnings: format zero, RC_VER1 and bit 11 set, not vendor.
     pub fn is_warning(self) -> bool {
         self.is_in_range()
-            && !self.is_format_one() && !self.is_tpm12() && !self.is_vendor() && self.low() & 0x800 != 0
+            && !self.is_format_one()
+            && !self.is_tpm12()
+            && !self.is_vendor()
+            && self.low() & 0x800 != 0
     }
 
     /// The code with its index and layer removed, comparable with the constants
@@ -315,7 +313,13 @@ mod tests {
 
     #[test]
     fn out_of_range_codes_are_unknown() {
-        for v in [0xFFFF_FFFFu32, 0x0100_008E, 0x00FF_098E, 0x0000_F08E, 0x0006_098E] {
+        for v in [
+            0xFFFF_FFFFu32,
+            0x0100_008E,
+            0x00FF_098E,
+            0x0000_F08E,
+            0x0006_098E,
+        ] {
             let rc = ResponseCode(v);
             assert!(!rc.is_in_range(), "{v:#x}");
             assert_eq!(rc.to_string(), format!("unknown response code {v:#010x}"));
@@ -328,7 +332,10 @@ mod tests {
         let rm = ResponseCode(0x000B_0910);
         assert!(rm.is_in_range());
         assert_eq!(rm.base(), ResponseCode::REFERENCE_H0);
-        assert_eq!(rm.to_string(), "TPM_RC_REFERENCE_H0 from the resource manager");
+        assert_eq!(
+            rm.to_string(),
+            "TPM_RC_REFERENCE_H0 from the resource manager"
+        );
     }
 
     #[test]
