@@ -98,53 +98,68 @@ pub fn free_handle(tpm: &mut Tpm, range: RangeInclusive<u32>) -> Result<Option<T
         .map(TpmHandle))
 }
 
-/// Loads `blob` under the SRK and makes it persistent at a free handle of `range`;
-/// the transient copy is flushed. None when the TPM keeps no more persistent
-/// objects for us (the object then stays a blob on disk, loaded when needed).
+/// Loads `blob` under the SRK and makes it persistent at `handle` (which the caller
+/// found free and recorded as intended, so that a crash after this call leaves a
+/// trace); the transient copy is flushed. False when the TPM keeps no more
+/// persistent objects for us or `handle` was taken meanwhile (the object then
+/// stays a blob on disk, loaded when needed).
 ///
 /// # Errors
-/// Transport or TPM errors.
-pub fn persist(
-    tpm: &mut Tpm,
-    srk: &Srk,
-    blob: &WrappedKey,
-    range: RangeInclusive<u32>,
-) -> Result<Option<TpmHandle>> {
-    let Some(handle) = free_handle(tpm, range)? else {
-        return Ok(None);
-    };
+/// Transport or TPM errors: then the caller cannot know whether the object was
+/// made persistent, and must settle its recorded intent later with [`holds`].
+pub fn persist_at(tpm: &mut Tpm, srk: &Srk, blob: &WrappedKey, handle: TpmHandle) -> Result<bool> {
     let loaded = load_key_with(tpm, srk, Auth::EmptyPassword, blob)?;
     let made = evict_control(tpm, loaded.handle, &loaded.name, handle);
     let flushed = tpm.flush(loaded.handle);
     let made = made?;
     flushed?;
-    Ok(made.then_some(handle))
+    Ok(made)
 }
 
-/// True when the persistent object at `handle` is `blob`'s (same Name): a check
-/// made only after a failure, to tell a wrong PIN from a handle taken over.
+/// True when the persistent object at `handle` is `blob`'s (same Name), asked with
+/// TPM2_ReadPublic. Any TPM error answer (no object there, a handle of another
+/// type, …) is "no".
 ///
 /// # Errors
-/// Transport errors; a public area that does not hash.
+/// Transport errors (the answer is unknown); a public area that does not hash.
 pub fn holds(tpm: &mut Tpm, handle: TpmHandle, blob: &WrappedKey) -> Result<bool> {
     let want = object_name(&blob.public)?;
     match tpm.run(&ReadPublic {
         object_handle: handle,
     }) {
         Ok(rsp) => Ok(rsp.name.as_bytes() == want.as_slice()),
-        Err(Error::Tpm { rc, .. }) if rc.base() == ResponseCode::HANDLE => Ok(false),
+        Err(Error::Tpm { .. }) => Ok(false),
         Err(e) => Err(e),
     }
 }
 
-/// Removes the persistent copy of `blob` at `handle`, if that is what it holds.
-/// Returns whether something was removed.
+/// What [`evict`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evicted {
+    /// The object was there and is gone.
+    Removed,
+    /// `handle` does not hold `blob`'s object (gone already, or another object,
+    /// which is left alone).
+    NotThere,
+    /// It is there, and the TPM refused to remove it (the owner hierarchy has a
+    /// password, or is disabled).
+    Refused,
+}
+
+/// Removes the persistent copy of `blob` at `handle`, if that is what it holds:
+/// never another object.
 ///
 /// # Errors
 /// Transport errors and unexpected TPM errors.
-pub fn evict(tpm: &mut Tpm, handle: TpmHandle, blob: &WrappedKey) -> Result<bool> {
+pub fn evict(tpm: &mut Tpm, handle: TpmHandle, blob: &WrappedKey) -> Result<Evicted> {
     if !holds(tpm, handle, blob)? {
-        return Ok(false);
+        return Ok(Evicted::NotThere);
     }
-    evict_control(tpm, handle, &object_name(&blob.public)?, handle)
+    Ok(
+        if evict_control(tpm, handle, &object_name(&blob.public)?, handle)? {
+            Evicted::Removed
+        } else {
+            Evicted::Refused
+        },
+    )
 }

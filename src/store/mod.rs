@@ -8,6 +8,11 @@
 //! - `tokens/<label>/keys/<id hex>.json`: one key per file, so processes adding keys
 //!   at the same time never overwrite each other's entries.
 //! - `lock`: `flock` target serializing every change between processes.
+//! - `tokens/.new-<label>-…`, `tokens/.rm-<label>-…`: a token being made or
+//!   removed (made in full, then renamed into place; renamed away, then deleted), so
+//!   a token is there whole or not at all. Left only by a killed process, and
+//!   deleted by the next `token add` or `token rm` (names starting with '.' are
+//!   never token labels).
 //!
 //! Directories are 0700, files 0600. Every write is a temp file, fsync, rename,
 //! fsync of the directory. A store written by a newer format is refused, never
@@ -167,6 +172,13 @@ pub struct TokenRecord {
     /// (or for tokens made before), and then the blob above is loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_seal_handle: Option<u32>,
+    /// A persistent handle (0x810001xx) that may hold the user seal: written before
+    /// TPM2_EvictControl puts it there, and replaced by `user_seal_handle` once it
+    /// is. A process killed in between leaves it; the next one that changes or uses
+    /// the token settles it: takes the handle when it holds this seal (same Name),
+    /// else forgets it. No handle the store never recorded is ever evicted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_seal_handle: Option<u32>,
     /// Creation time, seconds since the epoch.
     pub created: u64,
 }
@@ -341,30 +353,93 @@ impl Store {
         )
     }
 
-    /// Writes a token atomically (creating its directories).
+    /// Rewrites an existing token's record atomically.
     ///
     /// # Errors
-    /// Bad label, I/O errors.
+    /// Bad label, a token that does not exist, I/O errors (a full disk: the old
+    /// record stays, no temporary file is left).
     pub fn write_token(&self, t: &TokenRecord) -> Result<()> {
         check_name("token label", &t.label)?;
         let dir = self.token_dir(&t.label);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir.join("keys"))
-            .map_err(io(&dir))?;
+        if !dir.is_dir() {
+            return Err(StoreError::Io {
+                path: dir,
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
         write_atomic(&dir.join("token.json"), t)
     }
 
-    /// Removes a token and its keys.
+    /// Adds a new token whole or not at all: its directory is made under a
+    /// temporary name (`tokens/.new-…`, with `keys/` and `token.json`), synced, then
+    /// renamed into place, never over an existing token. On an error (a full disk)
+    /// nothing is left behind. Call with the store lock held.
     ///
     /// # Errors
-    /// I/O errors.
+    /// Bad label, a token of that label, I/O errors.
+    pub fn create_token(&self, t: &TokenRecord) -> Result<()> {
+        check_name("token label", &t.label)?;
+        let tokens = self.root.join("tokens");
+        let staging = tokens.join(format!(".new-{}-{}", t.label, unique_suffix()));
+        let made = (|| {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&staging)
+                .map_err(io(&staging))?;
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(staging.join("keys"))
+                .map_err(io(&staging))?;
+            write_atomic(&staging.join("token.json"), t)?;
+            sync_dir(&staging)?;
+            // Under the store lock nothing else adds tokens: a free name stays free.
+            let dest = self.token_dir(&t.label);
+            if !absent(&dest)? {
+                return Err(StoreError::Io {
+                    path: dest,
+                    source: std::io::ErrorKind::AlreadyExists.into(),
+                });
+            }
+            fs::rename(&staging, &dest).map_err(io(&dest))?;
+            sync_dir(&tokens)
+        })();
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&staging);
+        }
+        made
+    }
+
+    /// Removes a token and its keys, whole: the directory is renamed away first
+    /// (`tokens/.rm-…`, after which the token is gone), then deleted.
+    ///
+    /// # Errors
+    /// I/O errors before the rename (then nothing was removed).
     pub fn remove_token(&self, label: &str) -> Result<()> {
         check_name("token label", label)?;
+        let tokens = self.root.join("tokens");
         let dir = self.token_dir(label);
-        fs::remove_dir_all(&dir).map_err(io(&dir))?;
-        sync_dir(&self.root.join("tokens"))
+        let away = tokens.join(format!(".rm-{label}-{}", unique_suffix()));
+        fs::rename(&dir, &away).map_err(io(&dir))?;
+        sync_dir(&tokens)?;
+        let _ = fs::remove_dir_all(&away);
+        Ok(())
+    }
+
+    /// Deletes what a killed `token add` or `token rm` left (`tokens/.new-*`,
+    /// `tokens/.rm-*`). Call with the store lock held: such directories belong to
+    /// the lock holder only while it runs.
+    pub fn sweep(&self, _lock: &StoreLock) {
+        let tokens = self.root.join("tokens");
+        let Ok(entries) = fs::read_dir(&tokens) else {
+            return;
+        };
+        for e in entries.filter_map(|e| e.ok()) {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".new-") || name.starts_with(".rm-") {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
     }
 
     /// Reads every key of a token; a corrupt key file is reported in the second
@@ -461,6 +536,13 @@ fn read_versioned<T: DeserializeOwned>(path: &Path, version: impl Fn(&T) -> u32)
     Ok(value)
 }
 
+/// A name part no other process or call of this one uses: pid and a counter.
+fn unique_suffix() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
@@ -474,10 +556,8 @@ fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         reason: e.to_string(),
     })?;
     bytes.push(b'\n');
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("x");
-    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
+    let tmp = dir.join(format!(".{name}.tmp-{}", unique_suffix()));
     let written = (|| {
         let mut f = OpenOptions::new()
             .create_new(true)

@@ -175,11 +175,15 @@ enum TokenCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a token and its keys.
+    /// Remove a token and its keys (and its persistent user seal from the TPM).
     Rm {
         /// Its label.
         #[arg(long)]
         label: String,
+        /// Remove it even when its persistent seal cannot be removed from the TPM
+        /// (no TPM here), or its record cannot be read.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -410,8 +414,8 @@ fn run(cli: &Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Token(TokenCmd::Rm { label }) => {
-            app()?.token_rm(label).map_err(e)?;
+        Command::Token(TokenCmd::Rm { label, force }) => {
+            app()?.token_rm(label, *force).map_err(e)?;
             println!("token {label} removed");
             Ok(())
         }
