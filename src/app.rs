@@ -793,6 +793,7 @@ impl App {
         imported: bool,
         make: impl FnOnce(&mut Connected, &[u8]) -> Result<WrappedKey>,
     ) -> Result<KeyRecord> {
+        check_key_label(label)?;
         let mut c = self.connect()?;
         self.add_key_on(
             &mut c,
