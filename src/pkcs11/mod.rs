@@ -2,12 +2,16 @@
 //! OpenSSH (`ssh -I`, `PKCS11Provider`, `ssh-keygen -D`, `ssh-add -s`),
 //! pkcs11-tool and p11-kit use TPM-held keys through it.
 //!
-//! - [`ffi`]: the C ABI; all `unsafe` code and pointer checks, panics caught.
-//! - [`state`]: slots, sessions, logins, objects and the TPM connection.
+//! - [`ffi`]: the C ABI; all `unsafe` code and pointer checks, panics caught;
+//!   one file per group of functions of PKCS#11 2.40 Base §5.
+//! - [`state`]: slots, sessions, logins, the object table (token objects from the
+//!   store, session objects in memory) and the TPM connection.
 //! - [`objects`]: the attributes each key shows.
+//! - [`template`]: typed reading of the caller's attribute templates.
 //! - [`mechanisms`]: mechanisms and how each becomes one TPM2_Sign.
 
 pub mod ffi;
 pub mod mechanisms;
 pub mod objects;
 pub mod state;
+pub mod template;
