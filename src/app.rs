@@ -307,7 +307,7 @@ impl App {
     /// `tpmkey token add`: the seals are made in the TPM, then the token is
     /// written whole (see [`Store::create_token`]): that is the moment it exists.
     /// With a persistent SRK the user seal is then also made persistent, the
-    /// handle recorded first (see [`App::persist_user_seal`]); a failure there
+    /// handle recorded first (`pending_seal_handle`); a failure there
     /// leaves a working token that loads its seal from the store.
     ///
     /// # Errors
@@ -510,10 +510,11 @@ impl App {
     /// its seal. When the TPM cannot be reached or refuses, nothing is removed,
     /// unless `force`: then the token goes and the error says what stays behind.
     ///
+    /// Returns, after a forced removal, what was left behind (for the user to see).
+    ///
     /// # Errors
-    /// Unknown token; store errors; a TPM error (nothing removed; with `force`,
-    /// returned after the removal as [`Error::Usage`] naming what is left).
-    pub fn token_rm(&self, label: &str, force: bool) -> Result<()> {
+    /// Unknown token; store errors; a TPM error (then nothing was removed).
+    pub fn token_rm(&self, label: &str, force: bool) -> Result<Option<String>> {
         crate::store::check_name("token label", label)?;
         let lock = self.store.lock()?;
         self.store.sweep(&lock);
@@ -523,8 +524,8 @@ impl App {
             // knowing which persistent seal (if any) it had.
             Err(e) if force && self.store.token_labels()?.iter().any(|l| l == label) => {
                 self.store.remove_token(label)?;
-                return Err(Error::Usage(format!(
-                    "token {label:?} removed; its record could not be read ({e}), so a persistent seal it may have had stays in the TPM (see `tpm2_getcap handles-persistent`)"
+                return Ok(Some(format!(
+                    "its record could not be read ({e}), so a persistent seal it may have had stays in the TPM (see `tpm2_getcap handles-persistent`)"
                 )));
             }
             Err(e) => return Err(e.into()),
@@ -559,15 +560,12 @@ impl App {
                     )));
                 }
                 left = Some(format!(
-                    "token {label:?} removed, but its user seal may stay persistent at {at} ({e}); remove it with `tpm2_evictcontrol -C o -c HANDLE`"
+                    "its user seal may stay persistent at {at} ({e}); remove it with `tpm2_evictcontrol -C o -c HANDLE`"
                 ));
             }
         }
         self.store.remove_token(label)?;
-        match left {
-            Some(msg) => Err(Error::Usage(msg)),
-            None => Ok(()),
-        }
+        Ok(left)
     }
 
     /// The path of a token's file, for error messages.
@@ -944,8 +942,10 @@ impl App {
         self.replace_user_seal(c, &mut t, &new_seal)
     }
 
-    /// Replaces a token's user seal (a new user PIN set by the SO, C_InitPIN), as
-    /// [`App::replace_user_seal`] does.
+    /// Replaces a token's user seal (a new user PIN set by the SO, C_InitPIN): the
+    /// old persistent seal leaves the TPM, then one write of the token record makes
+    /// the change, then the new seal is made persistent (best effort); an error
+    /// before that write changes nothing and says so.
     ///
     /// # Errors
     /// Store errors; TPM errors before the change.

@@ -875,3 +875,43 @@ fn a_seal_handle_that_does_not_hold_the_seal_is_forgotten_whatever_the_tpm_answe
         );
     }
 }
+
+#[test]
+fn token_rm_without_the_tpm_removes_nothing_unless_forced() {
+    let rig = Rig::new("tx-force");
+    rig.ok(&[
+        "token",
+        "add",
+        "--label",
+        "t",
+        "--userpin",
+        "1111",
+        "--sopin",
+        "so-1",
+    ]);
+    let h = read_token(&rig.store, "t")
+        .unwrap()
+        .user_seal_handle
+        .unwrap();
+    let nowhere = format!("swtpm:host=127.0.0.1,port={}", common::free_port_pub());
+    let (good, out, err) =
+        common::run_tpmkey_in(&nowhere, &rig.store, &["token", "rm", "--label", "t"]);
+    assert!(
+        !good && err.contains("not removed") && err.contains("--force"),
+        "{out}{err}"
+    );
+    assert!(read_token(&rig.store, "t").is_some(), "nothing removed");
+    let (good, out, err) = common::run_tpmkey_in(
+        &nowhere,
+        &rig.store,
+        &["token", "rm", "--label", "t", "--force"],
+    );
+    assert!(good, "{out}{err}");
+    assert!(out.contains("token t removed"), "{out}");
+    assert!(
+        err.contains(&format!("0x{h:08x}")),
+        "what stays is named: {err}"
+    );
+    assert!(read_token(&rig.store, "t").is_none());
+    assert!(debris(&rig.store).is_empty());
+}

@@ -4,7 +4,9 @@
 //! Layout (format version 1, JSON, hex for binary):
 //! - `store.json`: `{ "version": 1, "srk": { "kind": "ecc"|"rsa", "name": hex } }`,
 //!   the SRK whose Name every key was made under (pinned).
-//! - `tokens/<label>/token.json`: one token.
+//! - `tokens/<label>/token.json`: one token: its seals, and where the user seal is
+//!   persistent (`user_seal_handle`; `pending_seal_handle` while it is being made
+//!   so, see [`TokenRecord`]).
 //! - `tokens/<label>/keys/<id hex>.json`: one key per file, so processes adding keys
 //!   at the same time never overwrite each other's entries.
 //! - `lock`: `flock` target serializing every change between processes.
@@ -17,6 +19,8 @@
 //! Directories are 0700, files 0600. Every write is a temp file, fsync, rename,
 //! fsync of the directory. A store written by a newer format is refused, never
 //! rewritten. A corrupt file gives an error naming it and does not hide the rest.
+//! Every file is read as a regular file of at most 1 MiB, not through a link
+//! ([`crate::files`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

@@ -415,8 +415,11 @@ fn run(cli: &Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Token(TokenCmd::Rm { label, force }) => {
-            app()?.token_rm(label, *force).map_err(e)?;
+            let left = app()?.token_rm(label, *force).map_err(e)?;
             println!("token {label} removed");
+            if let Some(left) = left {
+                eprintln!("tpmkey: note: {left}");
+            }
             Ok(())
         }
         Command::Key(KeyCmd::Add {
