@@ -181,3 +181,32 @@ fn concurrent_writers_keep_every_key() {
     assert_eq!(keys.len(), 80);
     assert!(bad.is_empty());
 }
+
+#[test]
+fn sweep_removes_what_killed_writers_left_and_nothing_else() {
+    let dir = TempDir::new("store");
+    let store = Store::open(dir.path().join("s")).unwrap();
+    store.create_token(&token("a")).unwrap();
+    store.write_key("a", &key("01")).unwrap();
+    let root = store.root().to_path_buf();
+    let leftovers = [
+        root.join("tokens/.new-b-1-0"),
+        root.join("tokens/.rm-c-2-0"),
+        root.join(".store.json.tmp-3-0"),
+        root.join("tokens/a/.token.json.tmp-4-0"),
+        root.join("tokens/a/keys/.01.json.tmp-5-0"),
+    ];
+    std::fs::create_dir_all(leftovers[0].join("keys")).unwrap();
+    std::fs::create_dir_all(&leftovers[1]).unwrap();
+    for f in &leftovers[2..] {
+        std::fs::write(f, b"{").unwrap();
+    }
+    let lock = store.lock().unwrap();
+    store.sweep(&lock);
+    for l in &leftovers {
+        assert!(!l.exists(), "{} left", l.display());
+    }
+    assert_eq!(store.token_labels().unwrap(), vec!["a".to_string()]);
+    assert_eq!(store.read_keys("a").unwrap().0, vec![key("01")]);
+    assert!(store.read_token("a").is_ok());
+}

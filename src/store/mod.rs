@@ -429,19 +429,35 @@ impl Store {
         Ok(())
     }
 
-    /// Deletes what a killed `token add` or `token rm` left (`tokens/.new-*`,
-    /// `tokens/.rm-*`). Call with the store lock held: such directories belong to
-    /// the lock holder only while it runs.
+    /// Deletes what a killed process left: `tokens/.new-*` and `tokens/.rm-*`
+    /// directories of `token add` and `token rm`, and the temporary files of an
+    /// interrupted write (`.NAME.tmp-*`). Call with the store lock held: every write
+    /// happens under it, so such leftovers belong to no running process.
     pub fn sweep(&self, _lock: &StoreLock) {
         let tokens = self.root.join("tokens");
-        let Ok(entries) = fs::read_dir(&tokens) else {
-            return;
-        };
-        for e in entries.filter_map(|e| e.ok()) {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(".new-") || name.starts_with(".rm-") {
-                let _ = fs::remove_dir_all(e.path());
+        let mut dirs = vec![self.root.clone(), tokens.clone()];
+        if let Ok(entries) = fs::read_dir(&tokens) {
+            for e in entries.filter_map(|e| e.ok()) {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(".new-") || name.starts_with(".rm-") {
+                    let _ = fs::remove_dir_all(e.path());
+                } else if !name.starts_with('.') {
+                    dirs.push(e.path());
+                    dirs.push(e.path().join("keys"));
+                }
+            }
+        }
+        for dir in dirs {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.filter_map(|e| e.ok()) {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.contains(".tmp-") {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
     }
