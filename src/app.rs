@@ -508,9 +508,8 @@ impl App {
     /// leaves the TPM first, then the token and its keys leave the store, whole.
     /// Only handles the token's record names are touched, and only when they hold
     /// its seal. When the TPM cannot be reached or refuses, nothing is removed,
-    /// unless `force`: then the token goes and the error says what stays behind.
-    ///
-    /// Returns, after a forced removal, what was left behind (for the user to see).
+    /// unless `force`: then the token goes, and the returned note says what stays
+    /// behind (for the user to see).
     ///
     /// # Errors
     /// Unknown token; store errors; a TPM error (then nothing was removed).
@@ -712,11 +711,18 @@ impl App {
                     // answer says nothing about the PIN. The blob decides, and the
                     // handle is forgotten.
                     Err(e @ Error::Tpm { .. }) => {
-                        if crate::keys::persist::holds(&mut c.tpm, h, &seal)? {
-                            Err(e)
-                        } else {
-                            self.forget_user_seal_handle(label, h.0);
-                            token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin)
+                        match crate::keys::persist::holds(&mut c.tpm, h, &seal) {
+                            Ok(true) => Err(e),
+                            Ok(false) => {
+                                self.forget_user_seal_handle(label, h.0);
+                                token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin)
+                            }
+                            // The TPM would not say what is there: the blob
+                            // decides, and the handle is kept for later.
+                            Err(Error::Tpm { .. }) => {
+                                token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin)
+                            }
+                            Err(other) => Err(other),
                         }
                     }
                     other => other,

@@ -874,6 +874,44 @@ fn a_seal_handle_that_does_not_hold_the_seal_is_forgotten_whatever_the_tpm_answe
             "rc {rc:#x}"
         );
     }
+
+    // When the TPM will not even say what is at the handle (TPM2_ReadPublic
+    // answered with an odd code too), the blob decides and the handle is kept: it
+    // is forgotten only on a definite answer.
+    set_handle(ours);
+    rig.proxy
+        .set_tamper(Some(Box::new(move |cmd: &[u8], rsp: &mut Vec<u8>| {
+            let cc = u32::from_be_bytes([cmd[6], cmd[7], cmd[8], cmd[9]]);
+            let handle = u32::from_be_bytes([cmd[10], cmd[11], cmd[12], cmd[13]]);
+            if (cc == 0x15E || cc == 0x173) && handle == ours {
+                *rsp = vec![0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x01, 0x01];
+            }
+        })));
+    let (good, out) = rig
+        .run_faulted(
+            &[
+                "sign",
+                "--token",
+                "ssh",
+                "--label",
+                "k",
+                "--userpin",
+                "1111",
+            ],
+            None,
+        )
+        .unwrap();
+    rig.proxy.set_tamper(None);
+    assert!(good, "{out}");
+    assert_eq!(
+        read_token(&rig.store, "ssh").unwrap().user_seal_handle,
+        Some(ours)
+    );
+    assert!(rig.pin_works("ssh", "1111"));
+    assert_eq!(
+        read_token(&rig.store, "ssh").unwrap().user_seal_handle,
+        None
+    );
 }
 
 #[test]

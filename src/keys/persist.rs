@@ -117,18 +117,19 @@ pub fn persist_at(tpm: &mut Tpm, srk: &Srk, blob: &WrappedKey, handle: TpmHandle
 }
 
 /// True when the persistent object at `handle` is `blob`'s (same Name), asked with
-/// TPM2_ReadPublic. Any TPM error answer (no object there, a handle of another
-/// type, …) is "no".
+/// TPM2_ReadPublic; false only for a definite answer: another object is there, or
+/// none (TPM_RC_HANDLE).
 ///
 /// # Errors
-/// Transport errors (the answer is unknown); a public area that does not hash.
+/// Transport errors and other TPM answers (then it is unknown, and nothing may be
+/// forgotten or assumed gone); a public area that does not hash.
 pub fn holds(tpm: &mut Tpm, handle: TpmHandle, blob: &WrappedKey) -> Result<bool> {
     let want = object_name(&blob.public)?;
     match tpm.run(&ReadPublic {
         object_handle: handle,
     }) {
         Ok(rsp) => Ok(rsp.name.as_bytes() == want.as_slice()),
-        Err(Error::Tpm { .. }) => Ok(false),
+        Err(Error::Tpm { rc, .. }) if rc.base() == ResponseCode::HANDLE => Ok(false),
         Err(e) => Err(e),
     }
 }
