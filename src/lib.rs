@@ -85,6 +85,7 @@
 pub mod app;
 pub mod crypto;
 pub mod error;
+pub mod files;
 pub mod info;
 pub mod keys;
 pub mod pcr;

@@ -1,7 +1,9 @@
 //! The storage root key: taken from the persistent handle 0x81000001 when it holds
 //! a standard SRK, else derived with TPM2_CreatePrimary from the standard template.
 //! Its Name is pinned by the caller: every salted session is encrypted to that
-//! public key, so a substituted TPM fails instead of being trusted.
+//! public key, so a substituted TPM fails instead of being trusted. Making it
+//! persistent is [`super::persist::make_srk_persistent`] (this module calls no other
+//! key module but `public` and `templates`).
 
 use tpm_commands::buffers::Tpm2bData;
 use tpm_commands::commands::{CreatePrimary, ReadPublic};
@@ -143,27 +145,6 @@ impl Srk {
             persistent: false,
             kind,
         })
-    }
-
-    /// Makes a transient SRK persistent at 0x81000001 (Part 3 §28.5
-    /// TPM2_EvictControl, owner authorization with the empty owner password) and
-    /// flushes the transient copy. Returns false, changing nothing, when the owner
-    /// hierarchy has a password or the TPM has no room: the SRK then stays
-    /// transient and is derived again by each process.
-    ///
-    /// # Errors
-    /// Transport errors and unexpected TPM errors.
-    pub fn make_persistent(&mut self, tpm: &mut Tpm) -> Result<bool> {
-        if self.persistent {
-            return Ok(true);
-        }
-        if !super::persist::evict_control(tpm, self.handle, &self.name, TpmHandle::SRK)? {
-            return Ok(false);
-        }
-        tpm.flush(self.handle)?;
-        self.handle = TpmHandle::SRK;
-        self.persistent = true;
-        Ok(true)
     }
 
     /// The key to salt sessions to.

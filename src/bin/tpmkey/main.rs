@@ -175,11 +175,15 @@ enum TokenCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a token and its keys.
+    /// Remove a token and its keys (and its persistent user seal from the TPM).
     Rm {
         /// Its label.
         #[arg(long)]
         label: String,
+        /// Remove it even when its persistent seal cannot be removed from the TPM
+        /// (no TPM here), or its record cannot be read.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -261,14 +265,17 @@ enum KeyCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Remove a key.
+    /// Remove a key (named by its label, or by its id as `key list` shows it).
     Rm {
         /// The token.
         #[arg(long)]
         token: String,
         /// The key's label.
+        #[arg(long, required_unless_present = "id", conflicts_with = "id")]
+        label: Option<String>,
+        /// The key's id (hex), for keys that share a label.
         #[arg(long)]
-        label: String,
+        id: Option<String>,
     },
 }
 
@@ -294,8 +301,11 @@ fn user_pin_for(
         return Ok(zeroize::Zeroizing::new(Vec::new()));
     }
     read_pin(&PinSource {
+        what: "user PIN",
         arg,
+        arg_flag: Some("--userpin"),
         file,
+        file_flag: Some("--pin-file"),
         env: "TPMKEY_PIN",
         prompt: "User PIN: ",
     })
@@ -354,14 +364,20 @@ fn run(cli: &Cli) -> Result<(), String> {
                 app.token_add(label, None).map_err(e)?;
             } else {
                 let user = read_pin(&PinSource {
+                    what: "user PIN",
                     arg: userpin.as_deref(),
+                    arg_flag: Some("--userpin"),
                     file: None,
+                    file_flag: None,
                     env: "TPMKEY_PIN",
                     prompt: "New user PIN: ",
                 })?;
                 let so = read_pin(&PinSource {
+                    what: "SO PIN",
                     arg: sopin.as_deref(),
+                    arg_flag: Some("--sopin"),
                     file: None,
+                    file_flag: None,
                     env: "TPMKEY_SOPIN",
                     prompt: "New SO PIN: ",
                 })?;
@@ -398,9 +414,12 @@ fn run(cli: &Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Token(TokenCmd::Rm { label }) => {
-            app()?.token_rm(label).map_err(e)?;
+        Command::Token(TokenCmd::Rm { label, force }) => {
+            let left = app()?.token_rm(label, *force).map_err(e)?;
             println!("token {label} removed");
+            if let Some(left) = left {
+                eprintln!("tpmkey: note: {left}");
+            }
             Ok(())
         }
         Command::Key(KeyCmd::Add {
@@ -429,13 +448,15 @@ fn run(cli: &Cli) -> Result<(), String> {
             passphrase_file,
         }) => {
             let app = app()?;
-            let text = zeroize::Zeroizing::new(
-                std::fs::read(file).map_err(|x| format!("{}: {x}", file.display()))?,
-            );
+            let text = tpmkey::files::read_file(file, tpmkey::files::Links::Follow)
+                .map_err(|x| x.to_string())?;
             let key = tpmkey::keys::keyfile::parse_private_key(&text, || {
                 read_pin(&PinSource {
+                    what: "passphrase for the key file",
                     arg: None,
+                    arg_flag: None,
                     file: passphrase_file.as_deref(),
+                    file_flag: Some("--passphrase-file"),
                     env: "TPMKEY_PASSPHRASE",
                     prompt: "Passphrase of the key file: ",
                 })
@@ -453,7 +474,7 @@ fn run(cli: &Cli) -> Result<(), String> {
         Command::Key(KeyCmd::List { token, json }) => {
             let (keys, bad) = app()?.key_list(token.as_deref()).map_err(e)?;
             for b in bad {
-                eprintln!("tpmkey: {b}");
+                eprintln!("tpmkey: skipped: {b}");
             }
             if *json {
                 let v: Vec<_> = keys.iter().map(|(t, k)| serde_json::json!({"token": t, "label": k.label, "id": k.id, "algorithm": k.algorithm, "imported": k.imported, "created": k.created})).collect();
@@ -465,18 +486,11 @@ fn run(cli: &Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Key(KeyCmd::Rm { token, label }) => {
-            let app = app()?;
-            let _lock = app.store.lock().map_err(|x| x.to_string())?;
-            let (keys, _) = app.store.read_keys(token).map_err(|x| x.to_string())?;
-            let k = keys
-                .iter()
-                .find(|k| &k.label == label)
-                .ok_or_else(|| format!("token {token:?} has no key labelled {label:?}"))?;
-            app.store
-                .remove_key(token, &k.id)
-                .map_err(|x| x.to_string())?;
-            println!("key {label} removed from token {token}");
+        Command::Key(KeyCmd::Rm { token, label, id }) => {
+            let k = app()?
+                .key_rm(token, label.as_deref(), id.as_deref())
+                .map_err(e)?;
+            println!("key {} (id {}) removed from token {token}", k.label, k.id);
             Ok(())
         }
         Command::Pin(PinCmd::Change {
@@ -486,14 +500,20 @@ fn run(cli: &Cli) -> Result<(), String> {
         }) => {
             let app = app()?;
             let old = read_pin(&PinSource {
+                what: "user PIN",
                 arg: userpin.as_deref(),
+                arg_flag: Some("--userpin"),
                 file: None,
+                file_flag: None,
                 env: "TPMKEY_PIN",
                 prompt: "Current user PIN: ",
             })?;
             let new = read_pin(&PinSource {
+                what: "new user PIN",
                 arg: new_userpin.as_deref(),
+                arg_flag: Some("--new-userpin"),
                 file: None,
+                file_flag: None,
                 env: "TPMKEY_NEW_PIN",
                 prompt: "New user PIN: ",
             })?;
@@ -508,14 +528,20 @@ fn run(cli: &Cli) -> Result<(), String> {
         }) => {
             let app = app()?;
             let so = read_pin(&PinSource {
+                what: "SO PIN",
                 arg: sopin.as_deref(),
+                arg_flag: Some("--sopin"),
                 file: None,
+                file_flag: None,
                 env: "TPMKEY_SOPIN",
                 prompt: "SO PIN: ",
             })?;
             let new = read_pin(&PinSource {
+                what: "new user PIN",
                 arg: new_userpin.as_deref(),
+                arg_flag: Some("--new-userpin"),
                 file: None,
+                file_flag: None,
                 env: "TPMKEY_NEW_PIN",
                 prompt: "New user PIN: ",
             })?;
@@ -564,11 +590,18 @@ fn run(cli: &Cli) -> Result<(), String> {
         }
         Command::Pcr(PcrCmd::Read { pcrs }) => cmd_seal::pcr_read(&tcti(cli).map_err(e)?, pcrs),
         Command::SshPubkey { token, label } => {
-            let lines = app()?
+            let (lines, bad) = app()?
                 .ssh_pubkeys(token.as_deref(), label.as_deref())
                 .map_err(e)?;
+            for b in &bad {
+                eprintln!("tpmkey: skipped: {b}");
+            }
             if lines.is_empty() {
-                return Err("no keys match; add one with `tpmkey key add`".into());
+                return Err(if bad.is_empty() {
+                    "no keys match; add one with `tpmkey key add`".into()
+                } else {
+                    "no readable key matches (see above)".into()
+                });
             }
             for l in lines {
                 println!("{l}");
