@@ -29,8 +29,10 @@
 //! (tpm2-openssl, tpm2-tss-engine) put `01` for TRUE and always write emptyAuth,
 //! as FALSE when there is a password; both are read. The decoded structure must
 //! encode back to exactly the input (no duplicated, reordered or unknown fields).
-//! Writing follows the draft: emptyAuth TRUE (`FF`) for a key without a password
-//! and absent otherwise.
+//! Writing is DER, with emptyAuth always present: TRUE (`FF`) for a key without
+//! a password, FALSE otherwise. The draft recommends leaving FALSE out, but
+//! tpm2-openssl 1.1 (Debian 12) reads an absent emptyAuth as TRUE and then sends
+//! no password, so FALSE is written as tpm2-openssl itself writes it.
 //!
 //! Encoded and decoded with the `der` crate; this module only declares the
 //! structures and checks what they mean.
@@ -73,8 +75,10 @@ pub const MAX_FILE_LEN: usize = 64 * 1024;
 struct Boolean(u8);
 
 impl Boolean {
-    /// DER's TRUE (X.690 §11.1).
-    const TRUE: Boolean = Boolean(0xFF);
+    /// DER's TRUE and FALSE (X.690 §11.1).
+    fn der(value: bool) -> Boolean {
+        Boolean(if value { 0xFF } else { 0 })
+    }
 
     fn get(self) -> bool {
         self.0 != 0
@@ -345,19 +349,19 @@ impl Tss2Key {
                 "writing key files with policies is not supported".into(),
             ));
         }
-        let octets = |b: Vec<u8>| OctetString::new(b).map_err(|e| bad(e));
+        let octets = |b: Vec<u8>| OctetString::new(b).map_err(bad);
         let asn1 = TpmKeyAsn1 {
             key_type: match self.key_type {
                 KeyType::Loadable => OID_LOADABLE,
                 KeyType::Importable => OID_IMPORTABLE,
                 KeyType::Sealed => OID_SEALED,
             },
-            empty_auth: self.empty_auth.then_some(Boolean::TRUE),
+            empty_auth: Some(Boolean::der(self.empty_auth)),
             policy: None,
             secret: self.secret.clone().map(octets).transpose()?,
             auth_policy: None,
             description: self.description.clone(),
-            rsa_parent: self.rsa_parent.then_some(Boolean::TRUE),
+            rsa_parent: self.rsa_parent.then_some(Boolean::der(true)),
             parent: self.parent.0,
             pubkey: octets(Tpm2bPublic::new(self.public.clone()).to_bytes()?)?,
             privkey: octets(self.private.to_bytes()?)?,
@@ -640,9 +644,8 @@ mod tests {
     }
 
     /// Our encoding of a tpm2-openssl key is its file byte for byte, except the one
-    /// place where tpm2-openssl departs from DER and the draft's recommendation:
-    /// emptyAuth TRUE is `01` there and `FF` (DER) here; FALSE is written there and
-    /// left out here.
+    /// place where tpm2-openssl departs from DER: emptyAuth TRUE is `01` there and
+    /// `FF` (DER) here. A password key's file is identical.
     #[test]
     fn writer_matches_tpm2_openssl_but_for_the_emptyauth_boolean() {
         for pem in [P256_EMPTY, RSA_EMPTY] {
@@ -658,8 +661,7 @@ mod tests {
             .unwrap()
             .to_der()
             .unwrap();
-        let without = splice(content(&theirs), &[0xA0, 3, 1, 1, 0x00], &[]);
-        assert_eq!(ours, reseq(&without));
+        assert_eq!(ours, theirs);
         // And the PEM is the same 64-column armour with the draft's label.
         let pem = Tss2Key::from_pem(RSA_EMPTY.as_bytes())
             .unwrap()
@@ -859,7 +861,7 @@ mod tests {
         let base = Tss2Key::from_pem(P256_EMPTY.as_bytes()).unwrap();
         let asn1 = TpmKeyAsn1 {
             key_type: OID_LOADABLE,
-            empty_auth: Some(Boolean::TRUE),
+            empty_auth: Some(Boolean::der(true)),
             policy: Some(vec![PolicyAsn1 {
                 command_code: TpmCc::POLICY_AUTH_VALUE.0,
                 command_policy: OctetString::new(Vec::new()).unwrap(),
@@ -873,7 +875,7 @@ mod tests {
                 }],
             }]),
             description: Some("alice@laptop".into()),
-            rsa_parent: Some(Boolean::TRUE),
+            rsa_parent: Some(Boolean::der(true)),
             parent: TpmHandle::RH_OWNER.0,
             pubkey: OctetString::new(Tpm2bPublic::new(base.public.clone()).to_bytes().unwrap())
                 .unwrap(),
