@@ -10,7 +10,7 @@ use tpm_commands::structures::TpmtPublic;
 
 use crate::error::{Error, Result};
 use crate::keys::ops::{create_key, WrappedKey};
-use crate::keys::rewrap::rewrap;
+use crate::keys::rewrap::{import_duplicate, rewrap};
 use crate::keys::srk::Srk;
 use crate::keys::sshpub::authorized_keys_line;
 use crate::keys::templates::{KeyAlgorithm, SrkKind};
@@ -802,10 +802,12 @@ impl App {
         verify(&wrapped.public, hash, &digest, &sig)?;
         Ok(sig)
     }
+
     /// `tpmkey key import` of a TSS2 PRIVATE KEY file (tpm2-openssl,
     /// tpm2-tss-engine, ssh-tpm-agent): the key must be one tpmkey can use
-    /// ([`Tss2Key::check_importable`]) under this store's SRK
-    /// ([`Tss2Key::check_parent`]). It is loaded, and a copy of it with tpmkey's
+    /// ([`Tss2Key::usable_algorithm`]) under this store's SRK
+    /// ([`Tss2Key::check_parent`]). An importable key is first made loadable with
+    /// TPM2_Import ([`import_duplicate`]). It is loaded, and a copy of it with tpmkey's
     /// authValue is made by TPM2_ObjectChangeAuth ([`rewrap`]): `old_auth` (the
     /// file's password, empty for an emptyAuth key) is proven by HMAC and the new
     /// authValue goes encrypted. The key never leaves the TPM, its public key stays
@@ -826,7 +828,7 @@ impl App {
         user_pin: &[u8],
     ) -> Result<KeyRecord> {
         use tpm_commands::attributes::TpmaObject;
-        let alg = file.check_importable()?;
+        let alg = file.usable_algorithm()?;
         let original = WrappedKey {
             private: file.private.clone(),
             public: file.public.clone(),
@@ -846,11 +848,23 @@ impl App {
             Unlock::Pin(user_pin),
             !made_in_tpm,
             |c, auth| {
+                let loadable = match &file.secret {
+                    Some(seed) => import_duplicate(
+                        &mut c.tpm,
+                        &c.srk,
+                        &mut c.session,
+                        &file.public,
+                        &file.private,
+                        seed,
+                    )
+                    .map_err(|e| explain_tss2_import(c, e))?,
+                    None => original,
+                };
                 rewrap(
                     &mut c.tpm,
                     &c.srk,
                     &mut c.session,
-                    &original,
+                    &loadable,
                     old_auth,
                     auth,
                 )
@@ -938,6 +952,9 @@ fn explain_tss2_import(c: &mut Connected, e: Error) -> Error {
     match e {
         Error::Tpm { cc: TpmCc::LOAD, rc } => Error::Usage(format!(
             "the key file does not load under this TPM's storage root key (TPM2_Load: {rc}): it was made on another TPM or under another parent, or it is damaged; nothing was added to the store"
+        )),
+        Error::Tpm { cc: TpmCc::IMPORT, rc } => Error::Usage(format!(
+            "the importable key is not wrapped for this TPM's storage root key (TPM2_Import: {rc}): it was made for another TPM or parent, or it is damaged; nothing was added to the store"
         )),
         Error::Integrity { cc: TpmCc::LOAD, what } => Error::Usage(format!(
             "the TPM loaded the key file as another key than its public part describes ({what}); nothing was added to the store"

@@ -706,6 +706,8 @@ mod ssh_tpm_agent_style {
         pub key_type: ObjectIdentifier,
         #[asn1(context_specific = "0", optional = "true")]
         pub empty_auth: Option<bool>,
+        #[asn1(context_specific = "2", optional = "true")]
+        pub secret: Option<OctetString>,
         #[asn1(context_specific = "4", optional = "true")]
         pub description: Option<String>,
         pub parent: u32,
@@ -782,6 +784,7 @@ fn an_ssh_tpm_agent_style_file_with_a_description_imports() {
     let file = ssh_tpm_agent_style::TpmKey {
         key_type: ObjectIdentifier::new_unwrap("2.23.133.10.1.3"),
         empty_auth: None,
+        secret: None,
         description: Some("alice@laptop".into()),
         parent: 0x4000_0001,
         pubkey: OctetString::new(rsp.out_public.to_bytes().unwrap()).unwrap(),
@@ -855,6 +858,190 @@ fn an_ssh_tpm_agent_style_file_with_a_description_imports() {
         .unwrap()
         .verify(b"agent data", &sig)
         .expect("verifies against the TPM-made public key");
+}
+
+/// An importable key file (id-importablekey, go-tpm-keyfiles' form): a P-256 key
+/// made in software, wrapped here for this TPM's SRK (outer wrapper only, the seed
+/// in `secret`), with a password. tpmkey imports it with TPM2_Import, then moves it
+/// to its PIN; the private scalar and the password never cross the bus in clear.
+#[test]
+fn an_importable_key_file_imports() {
+    use p256::ecdsa::signature::Verifier;
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+    use tpm_commands::attributes::TpmaObject;
+    use tpm_commands::buffers::{
+        Tpm2bAuth, Tpm2bDigest, Tpm2bEccParameter, Tpm2bEccPrivate, Tpm2bEncryptedSecret,
+        Tpm2bPrivate,
+    };
+    use tpm_commands::codec::Marshal;
+    use tpm_commands::structures::{
+        PublicParams, SensitiveComposite, Tpm2bPublic, Tpm2bSensitive, TpmsEccPoint, TpmtSensitive,
+    };
+    use tpmkey::crypto::{duplicate::outer_wrap, hash::HashAlg, secret};
+    use tpmkey::keys::public::{object_name, SaltKey};
+    use tpmkey::keys::srk::Srk;
+    use tpmkey::keys::templates::{signing_template, KeyAlgorithm, SrkKind};
+    use tpmkey::tpm::Tpm;
+
+    let b = Bench::new();
+    let password = "importable-pw-41aa";
+    let key = p256::SecretKey::random(&mut rand_core::OsRng);
+    let d = key.to_bytes().to_vec();
+    let point = key.public_key().to_encoded_point(false);
+    let mut public = signing_template(KeyAlgorithm::Ecc256, false);
+    public.object_attributes =
+        TpmaObject::USER_WITH_AUTH | TpmaObject::SIGN_ENCRYPT | TpmaObject::DECRYPT;
+    if let PublicParams::Ecc { unique, .. } = &mut public.params {
+        *unique = TpmsEccPoint {
+            x: Tpm2bEccParameter::new(point.x().unwrap().to_vec()).unwrap(),
+            y: Tpm2bEccParameter::new(point.y().unwrap().to_vec()).unwrap(),
+        };
+    }
+    let sensitive = Tpm2bSensitive::new(TpmtSensitive {
+        auth_value: Tpm2bAuth::new(password.as_bytes().to_vec()).unwrap(),
+        seed_value: Tpm2bDigest::empty(),
+        sensitive: SensitiveComposite::Ecc(Tpm2bEccPrivate::new(d.clone()).unwrap()),
+    })
+    .to_bytes()
+    .unwrap();
+    let mut tpm = Tpm::open(&b.sim.tcti().parse().unwrap()).unwrap();
+    let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
+    drop(tpm);
+    let SaltKey::Ecc {
+        curve,
+        x,
+        y,
+        name_alg,
+        ..
+    } = srk.salt_key().unwrap()
+    else {
+        panic!("ECC SRK")
+    };
+    let (seed, ex, ey) =
+        secret::ecc_encapsulate(curve, &x, &y, name_alg, b"DUPLICATE", &mut rand_core::OsRng)
+            .unwrap();
+    let duplicate = outer_wrap(
+        HashAlg::Sha256,
+        128,
+        &seed,
+        &object_name(&public).unwrap(),
+        &sensitive,
+    )
+    .unwrap();
+    let file = ssh_tpm_agent_style::TpmKey {
+        key_type: ObjectIdentifier::new_unwrap("2.23.133.10.1.4"),
+        empty_auth: None,
+        secret: Some(
+            OctetString::new(
+                Tpm2bEncryptedSecret::new(secret::ecc_point_bytes(&ex, &ey))
+                    .unwrap()
+                    .to_bytes()
+                    .unwrap(),
+            )
+            .unwrap(),
+        ),
+        description: None,
+        parent: 0x4000_0001,
+        pubkey: OctetString::new(Tpm2bPublic::new(public).to_bytes().unwrap()).unwrap(),
+        privkey: OctetString::new(Tpm2bPrivate::new(duplicate).unwrap().to_bytes().unwrap())
+            .unwrap(),
+    };
+    let path = b.write("importable.tpm", ssh_tpm_agent_style::pem(&file).as_bytes());
+    let pw = b.write("importable.pw", format!("{password}\n").as_bytes());
+    b.proxy.clear();
+    b.tk(&[
+        "key",
+        "import",
+        "--token",
+        "t",
+        "--label",
+        "imp",
+        "--userpin",
+        "1234",
+        "--passphrase-file",
+        &pw,
+        &path,
+    ]);
+    let cmds: Vec<u32> = b.proxy.exchanges().iter().map(|x| x.cc()).collect();
+    assert!(cmds.contains(&0x0156), "TPM2_Import sent: {cmds:x?}");
+    assert!(!b.proxy.saw_bytes(&d), "the private scalar crossed the bus");
+    assert!(
+        !b.proxy.saw_bytes(password.as_bytes()),
+        "the password crossed the bus"
+    );
+    let listed: serde_json::Value =
+        serde_json::from_str(&b.tk(&["key", "list", "--token", "t", "--json"])).unwrap();
+    assert_eq!(listed[0]["imported"], true, "not made by the TPM");
+
+    let data = b.write("imp.data", b"importable data");
+    let sig = b.tk(&[
+        "sign",
+        "--token",
+        "t",
+        "--label",
+        "imp",
+        "--userpin",
+        "1234",
+        "--in",
+        &data,
+    ]);
+    let sig = p256::ecdsa::Signature::from_slice(&hex::decode(sig.trim()).unwrap()).unwrap();
+    p256::ecdsa::VerifyingKey::from(key.public_key())
+        .verify(b"importable data", &sig)
+        .expect("verifies against the software key");
+
+    // Wrapped for another TPM: TPM2_Import fails, said as such.
+    let other = Swtpm::start();
+    let mut tpm2 = Tpm::open(&other.tcti().parse().unwrap()).unwrap();
+    let other_srk = Srk::load(&mut tpm2, SrkKind::Ecc).unwrap();
+    drop(tpm2);
+    let SaltKey::Ecc {
+        curve,
+        x,
+        y,
+        name_alg,
+        ..
+    } = other_srk.salt_key().unwrap()
+    else {
+        panic!("ECC SRK")
+    };
+    let (_, ex, ey) =
+        secret::ecc_encapsulate(curve, &x, &y, name_alg, b"DUPLICATE", &mut rand_core::OsRng)
+            .unwrap();
+    let foreign = ssh_tpm_agent_style::TpmKey {
+        secret: Some(
+            OctetString::new(
+                Tpm2bEncryptedSecret::new(secret::ecc_point_bytes(&ex, &ey))
+                    .unwrap()
+                    .to_bytes()
+                    .unwrap(),
+            )
+            .unwrap(),
+        ),
+        ..file
+    };
+    let path = b.write(
+        "foreign-importable.tpm",
+        ssh_tpm_agent_style::pem(&foreign).as_bytes(),
+    );
+    let err = b.tk_refused(&[
+        "key",
+        "import",
+        "--token",
+        "t",
+        "--label",
+        "imp2",
+        "--userpin",
+        "1234",
+        "--passphrase-file",
+        &pw,
+        &path,
+    ]);
+    assert!(
+        err.contains("not wrapped for this TPM's storage root key"),
+        "{err}"
+    );
+    assert_eq!(b.key_files(), 1);
 }
 
 /// Edits a DER file: replaces `from` (once) by `to`, fixing the outer length.

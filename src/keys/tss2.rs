@@ -378,7 +378,8 @@ impl Tss2Key {
             .map_err(|e| bad(format!("PEM: {e}")))
     }
 
-    /// What tpmkey can take from this file: a loadable signing key without a policy,
+    /// What tpmkey can take from this file: a loadable (or importable, with its
+    /// import secret) signing key without a policy,
     /// of an algorithm tpmkey uses, that can sign data it did not hash itself (not
     /// restricted) with a scheme chosen per signature (scheme NULL), authorized by
     /// its authValue alone (userWithAuth set, adminWithPolicy clear, no policy
@@ -386,23 +387,18 @@ impl Tss2Key {
     ///
     /// Policies are refused because a policy is a second way in: a PolicyPCR-only
     /// branch would let the key sign with no PIN at all, and tpmkey's PIN is the
-    /// key's only authorization. Importable keys need TPM2_Import first and sealed
-    /// objects are not keys.
+    /// key's only authorization. Sealed objects are not keys.
     ///
     /// # Errors
     /// Each refusal names what was found and why.
-    pub fn check_importable(&self) -> Result<KeyAlgorithm> {
-        match self.key_type {
-            KeyType::Loadable => {}
-            KeyType::Importable => return Err(Error::Usage(
-                "an importable key (id-importablekey: a duplicate wrapped for TPM2_Import, not yet loaded by any TPM): load it once with the tool that made it (ssh-tpm-agent, go-tpm-keyfiles) so that it becomes a loadable key, then import that".into(),
-            )),
-            KeyType::Sealed => return Err(Error::Usage(
+    pub fn usable_algorithm(&self) -> Result<KeyAlgorithm> {
+        match (self.key_type, &self.secret) {
+            (KeyType::Loadable, None) | (KeyType::Importable, Some(_)) => {}
+            (KeyType::Loadable, Some(_)) => return Err(bad("a loadable key with an import secret")),
+            (KeyType::Importable, None) => return Err(bad("an importable key without its import secret")),
+            (KeyType::Sealed, _) => return Err(Error::Usage(
                 "a sealed data object (id-sealedkey), not a key: tpmkey holds signing keys; unseal it with the tool that made it".into(),
             )),
-        }
-        if self.secret.is_some() {
-            return Err(bad("a loadable key with an import secret"));
         }
         if !self.policy.is_empty() || self.auth_policies != 0 {
             let steps: Vec<String> = self.policy.iter().map(|p| p.command.to_string()).collect();
@@ -624,7 +620,7 @@ mod tests {
         assert_eq!(key.parent, TpmHandle::RH_OWNER);
         assert!(!key.rsa_parent && key.policy.is_empty() && key.description.is_none());
         assert_eq!(key.public.name_alg, TpmAlgId::SHA256);
-        assert_eq!(key.check_importable().unwrap(), KeyAlgorithm::Ecc256);
+        assert_eq!(key.usable_algorithm().unwrap(), KeyAlgorithm::Ecc256);
         key.check_parent(SrkKind::Ecc).unwrap();
         assert!(key
             .check_parent(SrkKind::Rsa)
@@ -637,10 +633,10 @@ mod tests {
     fn tpm2_openssl_password_and_rsa_files_read() {
         let key = Tss2Key::from_pem(P256_PASSWORD.as_bytes()).unwrap();
         assert!(!key.empty_auth);
-        assert_eq!(key.check_importable().unwrap(), KeyAlgorithm::Ecc256);
+        assert_eq!(key.usable_algorithm().unwrap(), KeyAlgorithm::Ecc256);
         let key = Tss2Key::from_pem(RSA_EMPTY.as_bytes()).unwrap();
         assert!(key.empty_auth);
-        assert_eq!(key.check_importable().unwrap(), KeyAlgorithm::Rsa2048);
+        assert_eq!(key.usable_algorithm().unwrap(), KeyAlgorithm::Rsa2048);
     }
 
     /// Our encoding of a tpm2-openssl key is its file byte for byte, except the one
@@ -742,7 +738,7 @@ mod tests {
         );
         let key = Tss2Key::from_der(&sealed).unwrap();
         assert!(key
-            .check_importable()
+            .usable_algorithm()
             .unwrap_err()
             .to_string()
             .contains("sealed"));
@@ -801,7 +797,7 @@ mod tests {
 
     #[test]
     fn keys_tpmkey_cannot_use_are_refused_with_the_reason() {
-        let refused = |k: Tss2Key| k.check_importable().unwrap_err().to_string();
+        let refused = |k: Tss2Key| k.usable_algorithm().unwrap_err().to_string();
         let msg = refused(key_with(|k| {
             k.policy = vec![
                 PolicyStep {
@@ -822,7 +818,15 @@ mod tests {
             k.public.auth_policy = tpm_commands::buffers::Tpm2bDigest::new(vec![1; 32]).unwrap()
         }));
         assert!(msg.contains("authorization policy"), "{msg}");
-        assert!(refused(key_with(|k| k.key_type = KeyType::Importable)).contains("importable"));
+        assert!(refused(key_with(|k| k.key_type = KeyType::Importable))
+            .contains("without its import secret"));
+        assert!(refused(key_with(|k| k.secret = Some(vec![0, 0])))
+            .contains("loadable key with an import secret"));
+        let importable = key_with(|k| {
+            k.key_type = KeyType::Importable;
+            k.secret = Some(vec![0, 0]);
+        });
+        assert_eq!(importable.usable_algorithm().unwrap(), KeyAlgorithm::Ecc256);
         let msg = refused(key_with(|k| {
             k.public.object_attributes |= TpmaObject::RESTRICTED
         }));

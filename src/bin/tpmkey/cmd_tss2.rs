@@ -33,7 +33,7 @@ pub fn import(
     user_pin: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, String>,
 ) -> Result<(), String> {
     let key = Tss2Key::from_pem(text).map_err(|e| format!("{}: {e}", path.display()))?;
-    key.check_importable()
+    key.usable_algorithm()
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let old = if key.empty_auth {
         Zeroizing::new(Vec::new())
