@@ -663,6 +663,24 @@ fn tpmkey_keys_export_to_tpm2_openssl() {
         "1234",
     ]);
     assert!(err.contains("never overwritten"), "{err}");
+    // A failed export (wrong PIN) leaves no file behind.
+    let fresh = b.path("never.pem").to_string_lossy().into_owned();
+    let err = b.tk_refused(&[
+        "key",
+        "export",
+        "--token",
+        "t",
+        "--label",
+        "ec",
+        "--tss2",
+        "--out",
+        &fresh,
+        "--no-password",
+        "--userpin",
+        "9999",
+    ]);
+    assert!(err.contains("TPM_RC_AUTH_FAIL"), "{err}");
+    assert!(!Path::new(&fresh).exists(), "a failed export left {fresh}");
     assert!(
         common::loaded_handles(&b.sim.tcti()).is_empty(),
         "nothing left loaded"
@@ -813,6 +831,10 @@ fn an_ssh_tpm_agent_style_file_with_a_description_imports() {
     ]);
     assert!(err.contains("wrong password for the key file"), "{err}");
     assert_eq!(b.key_files(), 0);
+    assert!(
+        common::loaded_handles(&b.sim.tcti()).is_empty(),
+        "the key is flushed after a wrong password"
+    );
 
     let pw = b.write("agent.pw", format!("{password}\n").as_bytes());
     b.proxy.clear();

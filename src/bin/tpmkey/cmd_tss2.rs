@@ -76,8 +76,8 @@ fn new_password(file: Option<&Path>) -> Result<Zeroizing<Vec<u8>>, String> {
     Ok(password)
 }
 
-/// Exports `label` of `token` as a TSS2 PRIVATE KEY file to `out` (created 0600,
-/// never overwritten) or stdout.
+/// Exports `label` of `token` as a TSS2 PRIVATE KEY file to `out` (created 0600
+/// before anything is asked, never overwritten, removed again on failure) or stdout.
 pub fn export(
     app: &App,
     token: &str,
@@ -87,13 +87,6 @@ pub fn export(
     passphrase_file: Option<&Path>,
     user_pin: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, String>,
 ) -> Result<(), String> {
-    let password = if no_password {
-        Zeroizing::new(Vec::new())
-    } else {
-        new_password(passphrase_file)?
-    };
-    let pin = user_pin()?;
-    // Refuse an existing --out before the TPM does any work.
     let mut file = match out {
         Some(p) => Some(
             std::fs::OpenOptions::new()
@@ -105,34 +98,61 @@ pub fn export(
         ),
         None => None,
     };
-    let exported = app.key_export_tss2(token, label, &pin, &password);
-    let exported = match exported {
-        Ok(x) => x,
-        Err(e) => {
-            if let (Some(p), Some(f)) = (out, file.take()) {
-                drop(f);
-                let _ = std::fs::remove_file(p);
-            }
-            return Err(e.to_string());
-        }
-    };
-    match (out, file.as_mut()) {
-        (Some(p), Some(f)) => {
-            f.write_all(exported.pem.as_bytes())
-                .and_then(|()| f.sync_all())
-                .map_err(|e| format!("{}: {e}", p.display()))?;
-            eprintln!(
-                "key {label} of token {token} exported to {} (TSS2 PRIVATE KEY, {}); the key in the store keeps its PIN",
-                p.display(),
-                if no_password { "no password" } else { "with its own password" }
-            );
-        }
-        _ => print!("{}", exported.pem),
+    let r = export_to(
+        app,
+        token,
+        label,
+        file.as_mut(),
+        no_password,
+        passphrase_file,
+        user_pin,
+    );
+    if let (Err(_), Some(p), Some(f)) = (&r, out, file.take()) {
+        drop(f);
+        let _ = std::fs::remove_file(p);
+    }
+    let exported_to = r?;
+    if let Some(p) = out {
+        eprintln!(
+            "key {label} of token {token} exported to {} (TSS2 PRIVATE KEY, {}); the key in the store keeps its PIN",
+            p.display(),
+            if no_password { "no password" } else { "with its own password" }
+        );
     }
     if no_password {
         eprintln!("note: the exported key has no password: whoever can read the file and use this TPM can sign with it");
-    } else if exported.no_da {
+    } else if exported_to.no_da {
         eprintln!("note: this key is marked noDA (its token has no PIN), so the TPM does not lock out password guesses on the exported copy: choose a long password");
     }
     Ok(())
+}
+
+/// The part of [`export`] that can fail after `file` is made: the new password,
+/// the PIN, the copy in the TPM, the file written (or stdout).
+fn export_to(
+    app: &App,
+    token: &str,
+    label: &str,
+    file: Option<&mut std::fs::File>,
+    no_password: bool,
+    passphrase_file: Option<&Path>,
+    user_pin: impl FnOnce() -> Result<Zeroizing<Vec<u8>>, String>,
+) -> Result<tpmkey::app::Tss2Export, String> {
+    let password = if no_password {
+        Zeroizing::new(Vec::new())
+    } else {
+        new_password(passphrase_file)?
+    };
+    let pin = user_pin()?;
+    let exported = app
+        .key_export_tss2(token, label, &pin, &password)
+        .map_err(|e| e.to_string())?;
+    match file {
+        Some(f) => f
+            .write_all(exported.pem.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| format!("writing the key file: {e}"))?,
+        None => print!("{}", exported.pem),
+    }
+    Ok(exported)
 }
