@@ -1,7 +1,7 @@
 //! The DER structures of a TSS2 key file (draft-bottomley-tpm2-keys §3–§5),
 //! declared for the `der` crate's derive; BOOLEAN read as BER.
 
-use der::asn1::{ObjectIdentifier, OctetString};
+use der::asn1::{Any, ObjectIdentifier, OctetString};
 use der::{DecodeValue, EncodeValue, FixedTag, Header, Length, Reader, Sequence, Tag, Writer};
 
 /// A BOOLEAN as BER reads it (any non-zero octet is TRUE), keeping the octet so the
@@ -53,15 +53,6 @@ pub(super) struct PolicyAsn1 {
     pub(super) command_policy: OctetString,
 }
 
-/// TPMAuthPolicy (draft §5.1): a signed policy for TPM2_PolicyAuthorize.
-#[derive(Clone, Debug, PartialEq, Eq, Sequence)]
-pub(super) struct AuthPolicyAsn1 {
-    #[asn1(context_specific = "0", optional = "true")]
-    pub(super) name: Option<String>,
-    #[asn1(context_specific = "1")]
-    pub(super) policy: Vec<PolicyAsn1>,
-}
-
 /// TPMKey (draft §3.1).
 #[derive(Clone, Debug, PartialEq, Eq, Sequence)]
 pub(super) struct TpmKeyAsn1 {
@@ -73,28 +64,14 @@ pub(super) struct TpmKeyAsn1 {
     #[asn1(context_specific = "2", optional = "true")]
     pub(super) secret: Option<OctetString>,
     #[asn1(context_specific = "3", optional = "true")]
-    pub(super) auth_policy: Option<Vec<AuthPolicyAsn1>>,
+    /// TPMAuthPolicy (draft §5.1), kept whole: tpmkey refuses keys with policies
+    /// and only counts these.
+    pub(super) auth_policy: Option<Vec<Any>>,
     #[asn1(context_specific = "4", optional = "true")]
     pub(super) description: Option<String>,
     #[asn1(context_specific = "5", optional = "true")]
     pub(super) rsa_parent: Option<Boolean>,
     pub(super) parent: u32,
     pub(super) pubkey: OctetString,
-    pub(super) privkey: OctetString,
-}
-
-/// openssl_tpm2_engine's older layout ("TSS2 KEY BLOB"; parent and pubkey were
-/// optional because it also carried TPM 1.2 keys).
-#[derive(Clone, Debug, PartialEq, Eq, Sequence)]
-pub(super) struct OldTpmKeyAsn1 {
-    pub(super) key_type: ObjectIdentifier,
-    #[asn1(context_specific = "0", optional = "true")]
-    pub(super) empty_auth: Option<Boolean>,
-    #[asn1(context_specific = "1", optional = "true")]
-    pub(super) parent: Option<u32>,
-    #[asn1(context_specific = "2", optional = "true")]
-    pub(super) pubkey: Option<OctetString>,
-    #[asn1(context_specific = "3", optional = "true")]
-    pub(super) policy: Option<Vec<PolicyAsn1>>,
     pub(super) privkey: OctetString,
 }

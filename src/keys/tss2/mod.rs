@@ -21,9 +21,9 @@
 //!                              policy [1] EXPLICIT SEQUENCE OF TPMPolicy }
 //! ```
 //!
-//! PEM label "TSS2 PRIVATE KEY"; "TSS2 KEY BLOB" is the older label of
-//! openssl_tpm2_engine, read here both with this structure and with its own older
-//! one (OID 2.23.133.10.2; parent, pubkey and policy as `[1]`–`[3]` EXPLICIT).
+//! PEM label "TSS2 PRIVATE KEY"; "TSS2 KEY BLOB", the older label of
+//! openssl_tpm2_engine, is read where it holds this structure (its pre-2019 layout,
+//! with parent and pubkey as `[1]`, `[2]` EXPLICIT, is refused with a message).
 //!
 //! Reading is strict DER except for BOOLEAN: the OpenSSL-based writers
 //! (tpm2-openssl, tpm2-tss-engine) put `01` for TRUE and always write emptyAuth,
@@ -49,7 +49,7 @@ use crate::error::{Error, Result};
 mod asn1;
 mod usable;
 
-use asn1::{Boolean, OldTpmKeyAsn1, PolicyAsn1, TpmKeyAsn1};
+use asn1::{Boolean, PolicyAsn1, TpmKeyAsn1};
 
 /// id-loadablekey (draft §3.1): loaded with TPM2_Load.
 pub const OID_LOADABLE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.10.1.3");
@@ -156,13 +156,12 @@ impl Tss2Key {
         let (label, block) =
             pem_block(text).ok_or_else(|| bad("no TSS2 PRIVATE KEY block in it"))?;
         let (_, der) = der::pem::decode_vec(block).map_err(|e| bad(format!("PEM: {e}")))?;
-        if label == OLD_PEM_LABEL {
-            if let Ok(key) = Self::from_der(&der) {
-                return Ok(key);
-            }
-            return Self::from_old_der(&der);
+        match Self::from_der(&der) {
+            Err(Error::Usage(e)) if label == OLD_PEM_LABEL => Err(Error::Usage(format!(
+                "{e} (a TSS2 KEY BLOB in openssl_tpm2_engine's layout before the draft is not read)"
+            ))),
+            other => other,
         }
-        Self::from_der(&der)
     }
 
     /// Reads the DER TPMKey structure.
@@ -185,36 +184,6 @@ impl Tss2Key {
             description: asn1.description,
             rsa_parent: asn1.rsa_parent.is_some_and(Boolean::get),
             parent: TpmHandle(asn1.parent),
-            public,
-            private,
-        })
-    }
-
-    /// Reads openssl_tpm2_engine's older structure (label "TSS2 KEY BLOB").
-    fn from_old_der(der: &[u8]) -> Result<Tss2Key> {
-        let asn1 = OldTpmKeyAsn1::from_der(der).map_err(|e| bad(format!("DER: {e}")))?;
-        require_exact(&asn1.to_der(), der)?;
-        if asn1.key_type != OID_OLD_LOADABLE {
-            return Err(bad(format!(
-                "type {} in a TSS2 KEY BLOB (only the loadable key 2.23.133.10.2 is known)",
-                asn1.key_type
-            )));
-        }
-        let (Some(parent), Some(pubkey)) = (asn1.parent, asn1.pubkey) else {
-            return Err(bad(
-                "no parent or public part: a TPM 1.2 key blob (tpmkey holds TPM 2.0 keys)",
-            ));
-        };
-        let (public, private) = tpm_parts(pubkey.as_bytes(), asn1.privkey.as_bytes())?;
-        Ok(Tss2Key {
-            key_type: KeyType::Loadable,
-            empty_auth: asn1.empty_auth.is_some_and(Boolean::get),
-            policy: policy_steps(asn1.policy),
-            auth_policies: 0,
-            secret: None,
-            description: None,
-            rsa_parent: false,
-            parent: TpmHandle(parent),
             public,
             private,
         })

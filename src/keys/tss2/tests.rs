@@ -1,9 +1,10 @@
 //! Unit tests of the TSS2 key file codec and of what tpmkey accepts, on files
 //! tpm2-openssl wrote and on edits of them.
 
-use super::asn1::{AuthPolicyAsn1, Boolean, OldTpmKeyAsn1, PolicyAsn1, TpmKeyAsn1};
+use super::asn1::{Boolean, PolicyAsn1, TpmKeyAsn1};
 use super::*;
 use crate::keys::templates::{KeyAlgorithm, SrkKind};
+use der::asn1::Any;
 use der::asn1::OctetString;
 use tpm_commands::attributes::TpmaObject;
 use tpm_commands::constants::TpmAlgId;
@@ -302,6 +303,15 @@ fn keys_tpmkey_cannot_use_are_refused_with_the_reason() {
     assert!(msg.contains("P-256 and P-384"), "{msg}");
 }
 
+/// TPMAuthPolicy (draft §5.1): a signed policy for TPM2_PolicyAuthorize.
+#[derive(Clone, Debug, PartialEq, Eq, der::Sequence)]
+struct AuthPolicyAsn1 {
+    #[asn1(context_specific = "0", optional = "true")]
+    name: Option<String>,
+    #[asn1(context_specific = "1")]
+    policy: Vec<PolicyAsn1>,
+}
+
 /// The draft's structure with every optional field, encoded independently of
 /// [`Tss2Key::to_der`], reads back field by field.
 #[test]
@@ -315,13 +325,18 @@ fn all_optional_fields_read() {
             command_policy: OctetString::new(Vec::new()).unwrap(),
         }]),
         secret: None,
-        auth_policy: Some(vec![AuthPolicyAsn1 {
-            name: Some("kernel 6.1".into()),
-            policy: vec![PolicyAsn1 {
-                command_code: TpmCc::POLICY_PCR.0,
-                command_policy: OctetString::new(vec![0, 0]).unwrap(),
-            }],
-        }]),
+        auth_policy: Some(vec![Any::from_der(
+            &AuthPolicyAsn1 {
+                name: Some("kernel 6.1".into()),
+                policy: vec![PolicyAsn1 {
+                    command_code: TpmCc::POLICY_PCR.0,
+                    command_policy: OctetString::new(vec![0, 0]).unwrap(),
+                }],
+            }
+            .to_der()
+            .unwrap(),
+        )
+        .unwrap()]),
         description: Some("alice@laptop".into()),
         rsa_parent: Some(Boolean::der(true)),
         parent: TpmHandle::RH_OWNER.0,
@@ -339,43 +354,31 @@ fn all_optional_fields_read() {
     assert!(key.check_parent(SrkKind::Ecc).is_err());
 }
 
-/// openssl_tpm2_engine's older "TSS2 KEY BLOB" layout.
+/// The older label "TSS2 KEY BLOB" with the draft's structure reads; the older
+/// layout (parent, pubkey as [1], [2] EXPLICIT) is refused, saying so.
 #[test]
-fn old_key_blob_layout_reads() {
-    let base = Tss2Key::from_pem(P256_PASSWORD.as_bytes()).unwrap();
-    let asn1 = OldTpmKeyAsn1 {
-        key_type: OID_OLD_LOADABLE,
-        empty_auth: None,
-        parent: Some(TpmHandle::SRK.0),
-        pubkey: Some(
-            OctetString::new(Tpm2bPublic::new(base.public.clone()).to_bytes().unwrap()).unwrap(),
-        ),
-        policy: None,
-        privkey: OctetString::new(base.private.to_bytes().unwrap()).unwrap(),
-    };
-    let pem = der::pem::encode_string(
-        OLD_PEM_LABEL,
-        der::pem::LineEnding::LF,
-        &asn1.to_der().unwrap(),
-    )
-    .unwrap();
+fn old_key_blob_label() {
+    let der = der_of(P256_PASSWORD);
+    let pem = der::pem::encode_string(OLD_PEM_LABEL, der::pem::LineEnding::LF, &der).unwrap();
     assert!(is_tss2_pem(pem.as_bytes()));
-    let key = Tss2Key::from_pem(pem.as_bytes()).unwrap();
-    assert_eq!((key.parent, key.empty_auth), (TpmHandle::SRK, false));
-    assert_eq!((key.public, key.private), (base.public, base.private));
-    // Without a parent it is a TPM 1.2 blob.
-    let tpm12 = OldTpmKeyAsn1 {
-        parent: None,
-        pubkey: None,
-        ..asn1
-    };
-    let pem = der::pem::encode_string(
-        OLD_PEM_LABEL,
-        der::pem::LineEnding::LF,
-        &tpm12.to_der().unwrap(),
-    )
-    .unwrap();
-    assert!(err(Tss2Key::from_pem(pem.as_bytes())).contains("TPM 1.2"));
+    assert_eq!(
+        Tss2Key::from_pem(pem.as_bytes()).unwrap(),
+        Tss2Key::from_pem(P256_PASSWORD.as_bytes()).unwrap()
+    );
+    // SEQUENCE { OID 2.23.133.10.2, [1] { INTEGER 0x81000001 }, [2] { OCTET STRING },
+    // OCTET STRING }
+    let key = Tss2Key::from_pem(P256_PASSWORD.as_bytes()).unwrap();
+    let pubkey = Tpm2bPublic::new(key.public).to_bytes().unwrap();
+    let privkey = key.private.to_bytes().unwrap();
+    let mut old = vec![0x06, 0x05, 0x67, 0x81, 0x05, 0x0A, 0x02];
+    old.extend([0xA1, 0x07, 0x02, 0x05, 0x00, 0x81, 0x00, 0x00, 0x01]);
+    old.extend([0xA2, 0x02 + pubkey.len() as u8, 0x04, pubkey.len() as u8]);
+    old.extend(&pubkey);
+    old.extend([0x04, 0x81, privkey.len() as u8]);
+    old.extend(&privkey);
+    let pem =
+        der::pem::encode_string(OLD_PEM_LABEL, der::pem::LineEnding::LF, &reseq(&old)).unwrap();
+    assert!(err(Tss2Key::from_pem(pem.as_bytes())).contains("layout before the draft"));
 }
 
 #[test]
