@@ -12,6 +12,12 @@ need pkcs11-tool opensc
 need p11-kit p11-kit
 need musl-gcc musl-tools
 need file file
+# TSS2 key-file interop (tests/tss2.rs): OpenSSL 3 with the tpm2 provider, reaching
+# swtpm through tpm2-tss's swtpm TCTI.
+need openssl openssl
+need_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$1"); }
+need_pkg tpm2-openssl
+need_pkg libtss2-tcti-swtpm0
 # The VM test (tests/vm.rs): qemu, a kernel with the TPM drivers built in, a static
 # busybox for the initramfs, cpio to pack it.
 need qemu-system-x86_64 qemu-system-x86

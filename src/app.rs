@@ -10,9 +10,11 @@ use tpm_commands::structures::TpmtPublic;
 
 use crate::error::{Error, Result};
 use crate::keys::ops::{create_key, WrappedKey};
+use crate::keys::rewrap::{import_duplicate, rewrap};
 use crate::keys::srk::Srk;
 use crate::keys::sshpub::authorized_keys_line;
 use crate::keys::templates::{KeyAlgorithm, SrkKind};
+use crate::keys::tss2::Tss2Key;
 use crate::session::start::{start_session, SessionParams};
 use crate::session::AuthSession;
 use crate::store::{
@@ -1097,5 +1099,179 @@ impl App {
         let sig = sig?;
         verify(&wrapped.public, hash, digest, &sig)?;
         Ok(sig)
+    }
+
+    /// `tpmkey key import` of a TSS2 PRIVATE KEY file (tpm2-openssl,
+    /// tpm2-tss-engine, ssh-tpm-agent): the key must be one tpmkey can use
+    /// ([`Tss2Key::usable_algorithm`]) under this store's SRK
+    /// ([`Tss2Key::check_parent`]). An importable key is first made loadable with
+    /// TPM2_Import ([`import_duplicate`]). It is loaded, and a copy of it with tpmkey's
+    /// authValue is made by TPM2_ObjectChangeAuth ([`rewrap`]): `old_auth` (the
+    /// file's password, empty for an emptyAuth key) is proven by HMAC and the new
+    /// authValue goes encrypted. The key never leaves the TPM, its public key stays
+    /// the original's, and the file keeps working with its old password. The
+    /// record says "imported" unless the TPM made the key (fixedTPM and
+    /// sensitiveDataOrigin set).
+    ///
+    /// # Errors
+    /// A key tpmkey cannot use or another parent (named), a blob that does not
+    /// load here, a wrong password, lockout; as [`App::add_key_on`]. Nothing is
+    /// written to the store on any error.
+    pub fn key_import_tss2(
+        &self,
+        token_label: &str,
+        label: &str,
+        file: &Tss2Key,
+        old_auth: &[u8],
+        user_pin: &[u8],
+    ) -> Result<KeyRecord> {
+        use tpm_commands::attributes::TpmaObject;
+        let alg = file.usable_algorithm()?;
+        let original = WrappedKey {
+            private: file.private.clone(),
+            public: file.public.clone(),
+        };
+        let made_in_tpm = file
+            .public
+            .object_attributes
+            .contains(TpmaObject::FIXED_TPM | TpmaObject::SENSITIVE_DATA_ORIGIN);
+        let mut c = self.connect()?;
+        file.check_parent(c.srk.kind)?;
+        self.add_key_on(
+            &mut c,
+            token_label,
+            label,
+            None,
+            alg,
+            Unlock::Pin(user_pin),
+            !made_in_tpm,
+            |c, auth| {
+                let loadable = match &file.secret {
+                    Some(seed) => import_duplicate(
+                        &mut c.tpm,
+                        &c.srk,
+                        &mut c.session,
+                        &file.public,
+                        &file.private,
+                        seed,
+                    )
+                    .map_err(|e| explain_tss2_import(c, e))?,
+                    None => original,
+                };
+                rewrap(
+                    &mut c.tpm,
+                    &c.srk,
+                    &mut c.session,
+                    &loadable,
+                    old_auth,
+                    auth,
+                )
+                .map_err(|e| explain_tss2_import(c, e))
+            },
+        )
+    }
+
+    /// `tpmkey key export --tss2`: a TSS2 PRIVATE KEY file (PEM) for a key of the
+    /// store — a copy of the key under the same SRK with `password` as its
+    /// authValue (empty: an emptyAuth key), made by TPM2_ObjectChangeAuth under the
+    /// token's login ([`rewrap`]: the key's tpmkey authValue proven by HMAC, the new
+    /// password an encrypted parameter). The store's key keeps its authorization.
+    /// The file names the SRK as its parent: 0x81000001 when it is persistent, else
+    /// the owner-hierarchy primary 0x40000001 (with `rsaParent` for an RSA SRK).
+    ///
+    /// # Errors
+    /// Unknown token or key, wrong PIN, lockout, TPM errors.
+    pub fn key_export_tss2(
+        &self,
+        token_label: &str,
+        key_label: &str,
+        user_pin: &[u8],
+        password: &[u8],
+    ) -> Result<Tss2Export> {
+        use tpm_commands::attributes::TpmaObject;
+        use tpm_commands::constants::TpmHandle;
+        let (keys, _) = self.store.read_keys(token_label)?;
+        let k = keys.iter().find(|k| k.label == key_label).ok_or_else(|| {
+            Error::Usage(format!(
+                "token {token_label:?} has no key labelled {key_label:?} (see `tpmkey key list`)"
+            ))
+        })?;
+        let path = self.token_path(token_label);
+        let wrapped = unwrap_record(&k.blob, &path)?;
+        let mut c = self.connect()?;
+        let auth = if k.empty_auth {
+            zeroize::Zeroizing::new(Vec::new())
+        } else {
+            let secret = self.token_secret(&mut c, token_label, user_pin)?;
+            token::key_auth(&secret, &from_hex(&k.id, &path)?)
+        };
+        let copy = rewrap(
+            &mut c.tpm,
+            &c.srk,
+            &mut c.session,
+            &wrapped,
+            &auth,
+            password,
+        )?;
+        let (parent, rsa_parent) = if c.srk.persistent {
+            (TpmHandle::SRK, false)
+        } else {
+            (TpmHandle::RH_OWNER, c.srk.kind == SrkKind::Rsa)
+        };
+        let no_da = copy.public.object_attributes.contains(TpmaObject::NO_DA);
+        let file = Tss2Key::loadable(
+            copy.public,
+            copy.private,
+            parent,
+            rsa_parent,
+            password.is_empty(),
+        );
+        Ok(Tss2Export {
+            pem: file.to_pem()?,
+            no_da,
+        })
+    }
+}
+
+/// A key exported as a TSS2 PRIVATE KEY file.
+pub struct Tss2Export {
+    /// The PEM file.
+    pub pem: String,
+    /// The key is marked noDA (keys of a no-PIN token): the TPM does not count
+    /// wrong passwords against its dictionary-attack lockout.
+    pub no_da: bool,
+}
+
+/// Says what a failed TSS2 import means: the blob does not load here (TPM2_Load),
+/// or the file's password is wrong (TPM2_ObjectChangeAuth).
+fn explain_tss2_import(c: &mut Connected, e: Error) -> Error {
+    use tpm_commands::constants::TpmCc;
+    use tpm_commands::rc::ResponseCode as Rc;
+    match e {
+        Error::Tpm { cc: TpmCc::LOAD, rc } => Error::Usage(format!(
+            "the key file does not load under this TPM's storage root key (TPM2_Load: {rc}): it was made on another TPM or under another parent, or it is damaged; nothing was added to the store"
+        )),
+        Error::Tpm { cc: TpmCc::IMPORT, rc } => Error::Usage(format!(
+            "the importable key is not wrapped for this TPM's storage root key (TPM2_Import: {rc}): it was made for another TPM or parent, or it is damaged; nothing was added to the store"
+        )),
+        Error::Integrity { cc: TpmCc::LOAD, what } => Error::Usage(format!(
+            "the TPM loaded the key file as another key than its public part describes ({what}); nothing was added to the store"
+        )),
+        Error::Tpm { cc: TpmCc::OBJECT_CHANGE_AUTH, rc }
+            if matches!(rc.base(), Rc::AUTH_FAIL | Rc::BAD_AUTH) =>
+        {
+            Error::Usage(format!(
+                "wrong password for the key file ({rc}); nothing was added to the store (the TPM counts wrong passwords of keys without noDA towards its dictionary-attack lockout)"
+            ))
+        }
+        Error::Tpm { rc, .. } if rc.base() == Rc::LOCKOUT => {
+            let da = crate::info::gather(&mut c.tpm).map(|i| i.da).ok();
+            Error::Lockout {
+                failed: da.as_ref().map_or(0, |d| d.failed_tries),
+                max: da.as_ref().map_or(0, |d| d.max_tries),
+                interval: da.as_ref().map_or(0, |d| d.recovery_time),
+            }
+        }
+        other => other,
     }
 }

@@ -11,6 +11,7 @@ use tpmkey::tcti::Tcti;
 mod cmd_check;
 mod cmd_info;
 mod cmd_seal;
+mod cmd_tss2;
 mod pin;
 
 use pin::{read_pin, PinSource};
@@ -235,7 +236,9 @@ enum KeyCmd {
         #[arg(long)]
         pin_file: Option<PathBuf>,
     },
-    /// Move an existing private key into the TPM (OpenSSH, PEM PKCS#8/SEC1/PKCS#1).
+    /// Move an existing private key into the TPM (OpenSSH, PEM PKCS#8/SEC1/PKCS#1),
+    /// or take over a TPM key file (TSS2 PRIVATE KEY: tpm2-openssl, tpm2-tss-engine,
+    /// ssh-tpm-agent) made under this TPM's storage root key.
     Import {
         /// The token.
         #[arg(long)]
@@ -251,10 +254,41 @@ enum KeyCmd {
         /// Read the user PIN from the first line of this file.
         #[arg(long)]
         pin_file: Option<PathBuf>,
-        /// Read the key file's passphrase from the first line of this file
-        /// (else $TPMKEY_PASSPHRASE, else a prompt).
+        /// Read the key file's passphrase (a TSS2 key's password) from the first
+        /// line of this file (else $TPMKEY_PASSPHRASE, else a prompt).
         #[arg(long)]
         passphrase_file: Option<PathBuf>,
+    },
+    /// Write a key of the store as a TSS2 PRIVATE KEY file for tpm2-openssl,
+    /// tpm2-tss-engine or ssh-tpm-agent: a copy of the key, made in the TPM, with
+    /// its own password; the key in the store keeps its PIN.
+    Export {
+        /// The token.
+        #[arg(long)]
+        token: String,
+        /// The key's label.
+        #[arg(long)]
+        label: String,
+        /// Write a TSS2 PRIVATE KEY file (the one format there is).
+        #[arg(long, required = true)]
+        tss2: bool,
+        /// Write to this file (created 0600, never overwritten) instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// No password on the exported key (emptyAuth): whoever can read the file and
+        /// use this TPM can sign.
+        #[arg(long)]
+        no_password: bool,
+        /// Read the exported key's password from the first line of this file (else
+        /// $TPMKEY_PASSPHRASE, else a prompt, asked twice).
+        #[arg(long, conflicts_with = "no_password")]
+        passphrase_file: Option<PathBuf>,
+        /// The token's user PIN (prompted for when needed and absent).
+        #[arg(long)]
+        userpin: Option<String>,
+        /// Read the user PIN from the first line of this file.
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
     },
     /// List keys.
     List {
@@ -450,6 +484,17 @@ fn run(cli: &Cli) -> Result<(), String> {
             let app = app()?;
             let text = tpmkey::files::read_file(file, tpmkey::files::Links::Follow)
                 .map_err(|x| x.to_string())?;
+            if tpmkey::keys::tss2::is_tss2_pem(&text) {
+                return cmd_tss2::import(
+                    &app,
+                    token,
+                    label,
+                    file,
+                    &text,
+                    passphrase_file.as_deref(),
+                    || user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref()),
+                );
+            }
             let key = tpmkey::keys::keyfile::parse_private_key(&text, || {
                 read_pin(&PinSource {
                     what: "passphrase for the key file",
@@ -470,6 +515,27 @@ fn run(cli: &Cli) -> Result<(), String> {
                 k.algorithm, k.id
             );
             Ok(())
+        }
+        Command::Key(KeyCmd::Export {
+            token,
+            label,
+            tss2: _,
+            out,
+            no_password,
+            passphrase_file,
+            userpin,
+            pin_file,
+        }) => {
+            let app = app()?;
+            cmd_tss2::export(
+                &app,
+                token,
+                label,
+                out.as_deref(),
+                *no_password,
+                passphrase_file.as_deref(),
+                || user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref()),
+            )
         }
         Command::Key(KeyCmd::List { token, json }) => {
             let (keys, bad) = app()?.key_list(token.as_deref()).map_err(e)?;
