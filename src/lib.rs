@@ -89,6 +89,7 @@ pub mod info;
 pub mod keys;
 pub mod pcr;
 pub mod pkcs11;
+pub mod progress;
 pub mod random;
 pub mod sealed;
 pub mod session;

@@ -12,6 +12,7 @@ mod cmd_check;
 mod cmd_info;
 mod cmd_seal;
 mod pin;
+mod progress;
 
 use cli::{Cli, Command, KeyCmd, PcrCmd, PinCmd, TokenCmd};
 use pin::{read_pin, PinSource};
@@ -324,6 +325,7 @@ fn run(cli: &Cli) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::show_on_terminal();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
