@@ -37,8 +37,9 @@ name=tpmkey-$version-x86_64-linux-musl
 scripts/build-musl.sh >&2
 bin=${CARGO_TARGET_DIR:-target}/$target/release/tpmkey
 so=target/musl-cdylib/$target/release/libtpmkey.so
-rm -rf target/packaging
-cargo run --quiet --example gen_docs -- target/packaging >&2
+docs=target/tarball-docs
+rm -rf "$docs"
+cargo run --quiet --example gen_docs -- "$docs" >&2
 
 mkdir -p "$out"
 stage=$(mktemp -d "${TMPDIR:-/tmp}/tpmkey-tarball.XXXXXX")
@@ -48,11 +49,11 @@ install -D -m 0755 "$bin" "$dir/bin/tpmkey"
 install -D -m 0644 "$so" "$dir/lib/pkcs11/libtpmkey.so"
 install -D -m 0644 dist/tpmkey.module "$dir/share/p11-kit/modules/tpmkey.module"
 install -d "$dir/share/man/man1" "$dir/share/man/man7"
-install -m 0644 target/packaging/man1/*.1 "$dir/share/man/man1/"
+install -m 0644 "$docs"/man1/*.1 "$dir/share/man/man1/"
 install -m 0644 dist/libtpmkey.7 "$dir/share/man/man7/"
-install -D -m 0644 target/packaging/completions/tpmkey "$dir/share/bash-completion/completions/tpmkey"
-install -D -m 0644 target/packaging/completions/_tpmkey "$dir/share/zsh/site-functions/_tpmkey"
-install -D -m 0644 target/packaging/completions/tpmkey.fish "$dir/share/fish/vendor_completions.d/tpmkey.fish"
+install -D -m 0644 "$docs"/completions/tpmkey "$dir/share/bash-completion/completions/tpmkey"
+install -D -m 0644 "$docs"/completions/_tpmkey "$dir/share/zsh/site-functions/_tpmkey"
+install -D -m 0644 "$docs"/completions/tpmkey.fish "$dir/share/fish/vendor_completions.d/tpmkey.fish"
 install -D -m 0755 dist/initramfs-tools/hooks/tpmkey "$dir/share/tpmkey/initramfs-tools/hooks/tpmkey"
 install -D -m 0755 dist/initramfs-tools/tpmkey-keyscript "$dir/share/tpmkey/initramfs-tools/tpmkey-keyscript"
 install -m 0644 README.md "$dir/README.md"

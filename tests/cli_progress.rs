@@ -61,7 +61,7 @@ fn rsa_key_creation_shows_its_step_on_a_terminal_only() {
     );
     assert!(ok, "key add under a terminal failed:\n{screen}");
     let step = screen
-        .find("creating an RSA-3072 key inside the TPM (hardware TPMs take up to a minute)…")
+        .find("creating an RSA-3072 key in the TPM (hardware TPMs take up to a minute)…")
         .unwrap_or_else(|| panic!("no progress line on the terminal:\n{screen:?}"));
     let result = screen
         .find("key big (rsa3072) added to token t")
@@ -70,7 +70,7 @@ fn rsa_key_creation_shows_its_step_on_a_terminal_only() {
         step < result,
         "the progress line came after the result:\n{screen:?}"
     );
-    // The spinner line is erased (indicatif clears it with ESC[2K) before the result.
+    // The spinner line is erased (ESC[2K) before the result is printed.
     assert!(
         screen[step..result].contains("\x1b[2K"),
         "the progress line was not cleared:\n{screen:?}"
@@ -109,7 +109,7 @@ fn rsa_key_creation_shows_its_step_on_a_terminal_only() {
         ],
     );
     assert!(ok, "{screen}");
-    assert!(!screen.contains("inside the TPM"), "{screen:?}");
+    assert!(!screen.contains("in the TPM"), "{screen:?}");
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn a_transient_rsa_srk_shows_its_derivation_on_a_terminal() {
     );
     assert!(ok, "init --srk rsa failed:\n{screen}");
     assert!(
-        screen.contains("deriving the RSA-2048 storage root key inside the TPM"),
+        screen.contains("deriving the RSA storage root key (hardware TPMs take up to a minute)…"),
         "{screen:?}"
     );
     // Every later command derives it again, and says so on a terminal only.
@@ -135,7 +135,7 @@ fn a_transient_rsa_srk_shows_its_derivation_on_a_terminal() {
     );
     assert!(ok, "{screen}");
     assert!(
-        screen.contains("deriving the RSA-2048 storage root key"),
+        screen.contains("deriving the RSA storage root key"),
         "{screen:?}"
     );
     let (ok, _, err) = run_tpmkey_in(

@@ -69,7 +69,7 @@ pub fn create_key(
     // RSA key generation (prime search) is the slow one on hardware TPMs.
     let _step = rsa_bits.map(|bits| {
         progress::step(|| {
-            format!("creating an RSA-{bits} key inside the TPM (hardware TPMs take up to a minute)")
+            format!("creating an RSA-{bits} key in the TPM (hardware TPMs take up to a minute)")
         })
     });
     create_under_srk(

@@ -119,10 +119,10 @@ impl Srk {
         };
         let owner = TpmHandle::RH_OWNER.0.to_be_bytes();
         let step = crate::progress::step(|| match kind {
-            SrkKind::Rsa => "deriving the RSA-2048 storage root key inside the TPM \
-                             (hardware TPMs take up to a minute)"
-                .into(),
-            SrkKind::Ecc => "deriving the ECC P-256 storage root key inside the TPM".into(),
+            SrkKind::Rsa => {
+                "deriving the RSA storage root key (hardware TPMs take up to a minute)".into()
+            }
+            SrkKind::Ecc => "deriving the ECC storage root key in the TPM".into(),
         });
         let rsp = tpm.execute(&cmd, &[&owner], &mut [Auth::EmptyPassword]);
         drop(step);
