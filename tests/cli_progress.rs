@@ -1,12 +1,15 @@
 //! Progress on slow TPM steps: under a pseudo-terminal (`script` from util-linux)
-//! `tpmkey key add --algorithm rsa3072` and an RSA SRK name the step on stderr
-//! while it runs and clear the line afterwards; with stderr a pipe nothing of the
-//! kind is written.
+//! `tpmkey key add --algorithm rsa3072`, an RSA SRK and a TPM that keeps answering
+//! TPM_RC_RETRY name the step on stderr while it runs and clear the line
+//! afterwards; with stderr a pipe nothing of the kind is written.
 
 mod common;
 
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
+use common::proxy::TpmProxy;
 use common::{run_tpmkey_in, tpmkey_bin, Swtpm, TempDir};
 
 /// Runs `tpmkey args…` under a pseudo-terminal; returns (exit ok, what the
@@ -144,6 +147,58 @@ fn a_transient_rsa_srk_shows_its_derivation_on_a_terminal() {
         &["token", "add", "--label", "u", "--no-pin"],
     );
     assert!(ok, "{err}");
+    assert!(
+        err.is_empty(),
+        "stderr is a pipe, yet tpmkey wrote to it: {err:?}"
+    );
+}
+
+/// A TPM_RC_RETRY response frame (Part 2 §6.6.3: RC_WARN + 0x022), no parameters.
+const RETRY: [u8; 10] = [0x80, 0x01, 0, 0, 0, 0x0a, 0, 0, 0x09, 0x22];
+/// TPM_CC_GetCapability.
+const GET_CAPABILITY: [u8; 4] = [0, 0, 0x01, 0x7a];
+
+#[test]
+fn a_busy_tpm_is_shown_while_tpmkey_waits_for_it() {
+    let tpm = Swtpm::start();
+    let proxy = TpmProxy::start(tpm.data_port());
+    let dir = TempDir::new("progress-busy");
+    // The first 9 GetCapability answers say "retry": tpmkey resends with back-off
+    // (1, 2, 4 … 256 ms), and from ~60 ms of waiting on says why it waits.
+    let busy = Arc::new(AtomicU32::new(0));
+    let left = busy.clone();
+    proxy.set_tamper(Some(Box::new(move |cmd: &[u8], rsp: &mut Vec<u8>| {
+        if cmd.get(6..10) == Some(&GET_CAPABILITY[..])
+            && left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            *rsp = RETRY.to_vec();
+        }
+    })));
+    busy.store(9, Ordering::SeqCst);
+    let (ok, screen) = under_pty(&proxy.tcti(), &dir.path().join("store"), &["info"]);
+    assert!(ok, "tpmkey info through a busy TPM failed:\n{screen}");
+    assert_eq!(
+        busy.load(Ordering::SeqCst),
+        0,
+        "the TPM never answered retry"
+    );
+    assert!(
+        screen.contains("the TPM is busy (TPM_RC_RETRY); waiting for it…"),
+        "{screen:?}"
+    );
+    assert!(screen.contains("Manufacturer:"), "{screen:?}");
+
+    busy.store(9, Ordering::SeqCst);
+    let (ok, out, err) = run_tpmkey_in(&proxy.tcti(), &dir.path().join("store"), &["info"]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        busy.load(Ordering::SeqCst),
+        0,
+        "the TPM never answered retry"
+    );
+    assert!(out.contains("Manufacturer:"), "{out}");
     assert!(
         err.is_empty(),
         "stderr is a pipe, yet tpmkey wrote to it: {err:?}"
