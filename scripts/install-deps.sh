@@ -23,11 +23,13 @@ fi
 ls /boot/vmlinuz-*cloud* >/dev/null 2>&1 || need_pkgs+=(linux-image-cloud-amd64)
 # The Debian package (scripts/build-deb.sh, tests/deb.rs): cargo-deb's dependency
 # lookup (dpkg-shlibdeps), lintian, and what the install test drives: man, the
-# bash-completion loader; the VM test runs the example initramfs-tools hook with
+# bash-completion loader, GnuTLS's p11tool, NSS's modutil; the VM test runs the example initramfs-tools hook with
 # initramfs-tools' hook-functions.
 need dpkg-shlibdeps dpkg-dev
 need lintian lintian
 need man man-db
+need p11tool gnutls-bin
+need modutil libnss3-tools
 [ -r /usr/share/bash-completion/bash_completion ] || need_pkgs+=(bash-completion)
 [ -r /usr/share/initramfs-tools/hook-functions ] || need_pkgs+=(initramfs-tools)
 if ((${#need_pkgs[@]})); then

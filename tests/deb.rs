@@ -4,8 +4,9 @@
 //! `/usr/bin/tpmkey` on a swtpm for init, token add and key add, `ssh-keygen -D`
 //! and an `ssh -I` login with `/usr/lib/x86_64-linux-gnu/pkcs11/libtpmkey.so`, the
 //! same login through p11-kit's proxy (the token found by the package's p11-kit
-//! registration alone), `p11-kit list-modules` with the tokens' flags, the man pages
-//! and the bash completion. Then `dpkg -r` and `dpkg --purge` must remove every file
+//! registration alone), `p11-kit list-modules` with the tokens' flags, GnuTLS's
+//! `p11tool` and NSS's `modutil` (through p11-kit-proxy) seeing the token, the man
+//! pages and the bash completion. Then `dpkg -r` and `dpkg --purge` must remove every file
 //! the package installed (`dpkg -L` before, the filesystem after) and leave the key
 //! store alone.
 //!
@@ -75,6 +76,7 @@ impl Drop for Purge {
             .args(["--purge", "tpmkey"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .status();
     }
 }
@@ -238,21 +240,37 @@ fn package_installs_works_from_installed_paths_and_removes_cleanly() {
         "--userpin",
         "1234",
     ]);
+    // A no-PIN token with a key of its own (OpenSSH asks for the PIN of a token that
+    // shows no key); the server does not accept that key.
     tk(&["token", "add", "--label", "auto", "--no-pin"]);
+    tk(&[
+        "key",
+        "add",
+        "--token",
+        "auto",
+        "--label",
+        "server",
+        "--algorithm",
+        "ecc256",
+    ]);
 
     let ap = askpass(dir.path(), "1234");
     let mut keygen = Command::new("ssh-keygen");
     keygen.args(["-D", MODULE]);
     with_tpm(&mut keygen, &tpm.tcti(), &store, &ap);
     let keys = ok(&mut keygen);
+    let laptop = keys
+        .lines()
+        .find(|l| l.starts_with("ecdsa-sha2-nistp256 ") && l.ends_with(" laptop"))
+        .unwrap_or_else(|| panic!("ssh-keygen -D {MODULE}:\n{keys}"));
+    assert!(keys.lines().any(|l| l.ends_with(" server")), "{keys}");
     assert!(
-        keys.lines()
-            .any(|l| l.starts_with("ecdsa-sha2-nistp256 ") && l.ends_with(" laptop")),
-        "ssh-keygen -D {MODULE}:\n{keys}"
+        askpass_calls(dir.path()).is_empty(),
+        "ssh-keygen -D asked for a PIN"
     );
 
     phase(t, "workflow with /usr/bin/tpmkey and ssh-keygen -D");
-    let sshd = Sshd::start(&keys);
+    let sshd = Sshd::start(&format!("{laptop}\n"));
     let through_proxy = format!("PKCS11Provider={PROXY}");
     for (how, args) in [
         ("ssh -I", ["-I", MODULE]),
@@ -272,10 +290,10 @@ fn package_installs_works_from_installed_paths_and_removes_cleanly() {
             sshd.log()
         );
     }
-    // One PIN prompt per login, each for the token.
+    // One PIN prompt per login, for the PIN token.
     let asked = askpass_calls(dir.path());
     assert!(
-        asked.len() == 2 && asked.iter().all(|c| c.contains("PIN")),
+        asked.len() == 2 && asked.iter().all(|c| c.contains("PIN for 'ssh'")),
         "{asked:?}"
     );
 
@@ -314,7 +332,38 @@ fn package_installs_works_from_installed_paths_and_removes_cleanly() {
         "a no-PIN token needs no login:\n{auto}"
     );
 
-    phase(t, "p11-kit list-modules");
+    // GnuTLS finds the token through p11-kit's registration, and NSS through
+    // p11-kit-proxy.so added to a fresh database.
+    let gnutls = ok(Command::new("p11tool")
+        .arg("--list-tokens")
+        .env("TPMKEY_TCTI", tpm.tcti())
+        .env("TPMKEY_STORE", &store));
+    assert!(
+        gnutls.contains(";token=ssh") && gnutls.contains("Module: libtpmkey.so"),
+        "p11tool --list-tokens:\n{gnutls}"
+    );
+    let nss = dir.path().join("nss");
+    std::fs::create_dir(&nss).expect("nss dir");
+    let db = format!("sql:{}", nss.display());
+    ok(Command::new("certutil").args(["-N", "-d", &db, "--empty-password"]));
+    ok(Command::new("modutil").args([
+        "-dbdir",
+        &db,
+        "-add",
+        "p11-kit-proxy",
+        "-libfile",
+        PROXY,
+        "-force",
+    ]));
+    let listed_nss = ok(Command::new("modutil")
+        .args(["-dbdir", &db, "-list"])
+        .env("TPMKEY_TCTI", tpm.tcti())
+        .env("TPMKEY_STORE", &store));
+    assert!(
+        listed_nss.contains("token: ssh"),
+        "modutil -list:\n{listed_nss}"
+    );
+    phase(t, "p11-kit list-modules, GnuTLS, NSS");
     // Man pages and completions, as installed.
     let man = ok(Command::new("man")
         .args(["-P", "cat", "tpmkey"])
