@@ -79,6 +79,8 @@
 //!   verified.
 //! - [`keys`], [`pcr`], [`sealed`], [`token`], [`store`], [`app`]: keys, PCRs,
 //!   sealed secrets, PIN-protected tokens, the key store and the CLI's commands.
+//! - [`progress`]: the slow steps (RSA key generation, a busy TPM) a front end may
+//!   show while they run.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
