@@ -255,8 +255,12 @@ fn package_installs_works_from_installed_paths_and_removes_cleanly() {
     ]);
 
     let ap = askpass(dir.path(), "1234");
+    // Programs that load p11-kit's modules run in the temp dir: other registered
+    // modules may leave files in their working directory (tpm2-pkcs11 makes a
+    // tpm2_pkcs11.sqlite3).
+    let work = dir.path();
     let mut keygen = Command::new("ssh-keygen");
-    keygen.args(["-D", MODULE]);
+    keygen.args(["-D", MODULE]).current_dir(work);
     with_tpm(&mut keygen, &tpm.tcti(), &store, &ap);
     let keys = ok(&mut keygen);
     let laptop = keys
@@ -280,6 +284,7 @@ fn package_installs_works_from_installed_paths_and_removes_cleanly() {
         ),
     ] {
         let mut ssh = sshd.ssh(&args, None);
+        ssh.current_dir(work);
         with_tpm(&mut ssh, &tpm.tcti(), &store, &ap);
         let out = run(&mut ssh);
         phase(t, how);
@@ -300,6 +305,7 @@ fn package_installs_works_from_installed_paths_and_removes_cleanly() {
     // p11-kit: the package's registration, nothing else, lists the module and tokens.
     let p11 = ok(Command::new("p11-kit")
         .arg("list-modules")
+        .current_dir(work)
         .env("TPMKEY_TCTI", tpm.tcti())
         .env("TPMKEY_STORE", &store));
     let ours = p11
@@ -336,6 +342,7 @@ fn package_installs_works_from_installed_paths_and_removes_cleanly() {
     // p11-kit-proxy.so added to a fresh database.
     let gnutls = ok(Command::new("p11tool")
         .arg("--list-tokens")
+        .current_dir(work)
         .env("TPMKEY_TCTI", tpm.tcti())
         .env("TPMKEY_STORE", &store));
     assert!(
@@ -346,7 +353,7 @@ fn package_installs_works_from_installed_paths_and_removes_cleanly() {
     std::fs::create_dir(&nss).expect("nss dir");
     let db = format!("sql:{}", nss.display());
     ok(Command::new("certutil").args(["-N", "-d", &db, "--empty-password"]));
-    ok(Command::new("modutil").args([
+    ok(Command::new("modutil").current_dir(work).args([
         "-dbdir",
         &db,
         "-add",
@@ -357,6 +364,7 @@ fn package_installs_works_from_installed_paths_and_removes_cleanly() {
     ]));
     let listed_nss = ok(Command::new("modutil")
         .args(["-dbdir", &db, "-list"])
+        .current_dir(work)
         .env("TPMKEY_TCTI", tpm.tcti())
         .env("TPMKEY_STORE", &store));
     assert!(
