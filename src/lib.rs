@@ -79,6 +79,8 @@
 //!   verified.
 //! - [`keys`], [`pcr`], [`sealed`], [`token`], [`store`], [`app`]: keys, PCRs,
 //!   sealed secrets, PIN-protected tokens, the key store and the CLI's commands.
+//! - [`progress`]: the slow steps (RSA key generation, a busy TPM) a front end may
+//!   show while they run.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -90,6 +92,7 @@ pub mod info;
 pub mod keys;
 pub mod pcr;
 pub mod pkcs11;
+pub mod progress;
 pub mod random;
 pub mod sealed;
 pub mod session;

@@ -120,7 +120,15 @@ impl Srk {
             creation_pcr: TpmlPcrSelection::default(),
         };
         let owner = TpmHandle::RH_OWNER.0.to_be_bytes();
-        let rsp = tpm.execute(&cmd, &[&owner], &mut [Auth::EmptyPassword])?;
+        let step = crate::progress::step(|| match kind {
+            SrkKind::Rsa => {
+                "deriving the RSA storage root key (hardware TPMs take up to a minute)".into()
+            }
+            SrkKind::Ecc => "deriving the ECC storage root key in the TPM".into(),
+        });
+        let rsp = tpm.execute(&cmd, &[&owner], &mut [Auth::EmptyPassword]);
+        drop(step);
+        let rsp = rsp?;
         let handle = rsp.object_handle;
         let public = match rsp.out_public.0 {
             Some(p) if matches_template(&p, kind) => p,
