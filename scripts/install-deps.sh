@@ -12,6 +12,12 @@ need pkcs11-tool opensc
 need p11-kit p11-kit
 need musl-gcc musl-tools
 need file file
+# TSS2 key-file interop (tests/tss2.rs): OpenSSL 3 with the tpm2 provider, reaching
+# swtpm through tpm2-tss's swtpm TCTI.
+need openssl openssl
+need_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$1"); }
+need_pkg tpm2-openssl
+need_pkg libtss2-tcti-swtpm0
 # The VM test (tests/vm.rs): qemu, a kernel with the TPM drivers built in, a static
 # busybox for the initramfs, cpio to pack it.
 need qemu-system-x86_64 qemu-system-x86
@@ -21,6 +27,17 @@ if [ -z "$busybox_bin" ] || ! LC_ALL=C file -L "$busybox_bin" 2>/dev/null | grep
     need_pkgs+=(busybox-static)
 fi
 ls /boot/vmlinuz-*cloud* >/dev/null 2>&1 || need_pkgs+=(linux-image-cloud-amd64)
+# The Debian package (scripts/build-deb.sh, tests/deb.rs): cargo-deb's dependency
+# lookup (dpkg-shlibdeps), lintian, and what the install test drives: man, the
+# bash-completion loader, GnuTLS's p11tool, NSS's modutil; the VM test runs the example initramfs-tools hook with
+# initramfs-tools' hook-functions.
+need dpkg-shlibdeps dpkg-dev
+need lintian lintian
+need man man-db
+need p11tool gnutls-bin
+need modutil libnss3-tools
+[ -r /usr/share/bash-completion/bash_completion ] || need_pkgs+=(bash-completion)
+[ -r /usr/share/initramfs-tools/hook-functions ] || need_pkgs+=(initramfs-tools)
 if ((${#need_pkgs[@]})); then
     echo "install-deps: installing ${need_pkgs[*]}"
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -31,4 +48,11 @@ fi
 if command -v rustup >/dev/null 2>&1 && ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
     echo "install-deps: rustup target add x86_64-unknown-linux-musl"
     rustup target add x86_64-unknown-linux-musl
+fi
+# cargo-deb, pinned; `cargo install` leaves it in ~/.cargo/bin, where a later run
+# finds it and skips the build.
+cargo_deb=3.8.0
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $cargo_deb" ]; then
+    echo "install-deps: cargo install cargo-deb --version $cargo_deb --locked"
+    cargo install cargo-deb --version "$cargo_deb" --locked --quiet
 fi

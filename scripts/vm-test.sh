@@ -55,10 +55,18 @@ trap cleanup EXIT
 root=$work/root
 mkdir -p "$root/bin" "$root/dev" "$root/proc" "$root/sys" "$root/tmp"
 cp "$busybox" "$root/bin/busybox"
-cp "$bin" "$root/bin/tpmkey"
+# tpmkey (as /usr/bin/tpmkey) and the keyscript go in by the README's example
+# initramfs-tools hook, run as mkinitramfs runs it: DESTDIR and hook-functions.
+hook_functions=/usr/share/initramfs-tools/hook-functions
+[ -r "$hook_functions" ] || die "no $hook_functions; $hint (initramfs-tools)"
+DESTDIR=$root verbose=n TPMKEY_BIN=$bin TPMKEY_KEYSCRIPT=dist/initramfs-tools/tpmkey-keyscript \
+    TPMKEY_SEALED=/nonexistent sh dist/initramfs-tools/hooks/tpmkey ||
+    die "the example initramfs hook dist/initramfs-tools/hooks/tpmkey failed"
+[ -x "$root/usr/bin/tpmkey" ] && [ -x "$root/usr/lib/tpmkey/tpmkey-keyscript" ] ||
+    die "the initramfs hook did not install tpmkey and its keyscript"
 cp "${TPMKEY_VM_INIT:-tests/vm/init.sh}" "$root/init"
 [ -n "${TPMKEY_VM_FILES:-}" ] && cp -a "$TPMKEY_VM_FILES/." "$root/"
-chmod 0755 "$root/init" "$root/bin/busybox" "$root/bin/tpmkey"
+chmod 0755 "$root/init" "$root/bin/busybox"
 if [ -n "${TPMKEY_MUSL_SO:-}" ]; then
     command -v musl-gcc >/dev/null || die "musl-gcc not found (TPMKEY_MUSL_SO needs it): apt-get install musl-tools"
     [ -e /lib/ld-musl-x86_64.so.1 ] || die "no /lib/ld-musl-x86_64.so.1 (TPMKEY_MUSL_SO needs it): apt-get install musl"

@@ -10,9 +10,11 @@ use tpm_commands::structures::TpmtPublic;
 
 use crate::error::{Error, Result};
 use crate::keys::ops::{create_key, WrappedKey};
+use crate::keys::rewrap::{import_duplicate, rewrap};
 use crate::keys::srk::Srk;
 use crate::keys::sshpub::authorized_keys_line;
 use crate::keys::templates::{KeyAlgorithm, SrkKind};
+use crate::keys::tss2::Tss2Key;
 use crate::store::{
     from_hex, to_hex, KeyRecord, SrkRecord, Store, StoreRecord, TokenRecord, TpmRecord,
     WrappedRecord, FORMAT_VERSION,
@@ -80,6 +82,30 @@ pub fn unwrap_record(r: &WrappedRecord, path: &std::path::Path) -> Result<Wrappe
     let public =
         TpmtPublic::from_bytes(&from_hex(&r.public, path)?).map_err(|e| corrupt(e.to_string()))?;
     Ok(WrappedKey { private, public })
+}
+
+/// The longest key label, in bytes (CKA_LABEL, the `--label` of `key add`): room
+/// for any name a person gives a key, short enough for one line of a listing.
+pub const MAX_KEY_LABEL: usize = 128;
+
+/// Checks a key label: 1 to [`MAX_KEY_LABEL`] bytes of UTF-8, no control
+/// characters (a tab or a newline would break `key list` and authorized_keys lines).
+///
+/// # Errors
+/// [`Error::Usage`] saying what is wrong.
+pub fn check_key_label(label: &str) -> Result<()> {
+    if label.is_empty() || label.len() > MAX_KEY_LABEL {
+        return Err(Error::Usage(format!(
+            "a key label must be 1 to {MAX_KEY_LABEL} bytes long (this one has {})",
+            label.len()
+        )));
+    }
+    if label.chars().any(char::is_control) {
+        return Err(Error::Usage(format!(
+            "the key label {label:?} holds a control character (tab, newline, …); use printable characters"
+        )));
+    }
+    Ok(())
 }
 
 /// Keys with their token labels, and the key files that could not be read.
@@ -185,7 +211,7 @@ impl App {
         }
         let mut srk = Srk::load(&mut tpm, kind)?;
         if persist && !srk.persistent {
-            srk.make_persistent(&mut tpm)?;
+            crate::keys::persist::make_srk_persistent(&mut tpm, &mut srk)?;
         }
         let name = to_hex(&srk.name);
         rec = StoreRecord {
@@ -280,13 +306,19 @@ impl App {
         Connected::start(tpm, srk)
     }
 
-    /// `tpmkey token add`.
+    /// `tpmkey token add`: the seals are made in the TPM, then the token is
+    /// written whole (see [`Store::create_token`]): that is the moment it exists.
+    /// With a persistent SRK the user seal is then also made persistent, the
+    /// handle recorded first (`pending_seal_handle`); a failure there
+    /// leaves a working token that loads its seal from the store.
     ///
     /// # Errors
-    /// An existing label; TPM errors.
+    /// An existing label; TPM errors; a full disk (then nothing is left: no token
+    /// directory, no temporary file, nothing persistent in the TPM).
     pub fn token_add(&self, label: &str, pins: Option<(&[u8], &[u8])>) -> Result<()> {
         crate::store::check_name("token label", label)?;
-        let _lock = self.store.lock()?;
+        let lock = self.store.lock()?;
+        self.store.sweep(&lock);
         if self.store.token_labels()?.iter().any(|l| l == label) {
             return Err(Error::Usage(format!(
                 "a token labelled {label:?} exists already"
@@ -294,6 +326,11 @@ impl App {
         }
         let mut c = self.connect()?;
         let t = token::create_token(&mut c.tpm, &c.srk, &mut c.session, pins)?;
+        let target = if pins.is_some() {
+            self.seal_target(&mut c)
+        } else {
+            None
+        };
         let mut rec = TokenRecord {
             version: FORMAT_VERSION,
             label: label.to_string(),
@@ -301,59 +338,162 @@ impl App {
             user_seal: Some(wrap_record(&t.user_seal)?),
             so_seal: t.so_seal.as_ref().map(wrap_record).transpose()?,
             user_seal_handle: None,
+            pending_seal_handle: target,
             created: now(),
         };
-        self.store.write_token(&rec)?;
-        if pins.is_some() {
-            rec.user_seal_handle = self.persist_user_seal(&mut c, &t.user_seal)?;
-            if rec.user_seal_handle.is_some() {
-                self.store.write_token(&rec)?;
-            }
+        self.store
+            .create_token(&rec)
+            .map_err(|e| Error::Usage(format!("token {label:?} not added: {e}")))?;
+        if let Some(h) = target {
+            self.persist_user_seal(&mut c, &mut rec, &t.user_seal, h);
         }
         Ok(())
     }
 
-    /// Keeps a user seal persistent (only where the SRK is persistent too: a
-    /// transient SRK is derived again by every process, and a login would not gain).
-    /// None when the TPM has no room or the owner hierarchy has a password.
-    fn persist_user_seal(&self, c: &mut Connected, seal: &WrappedKey) -> Result<Option<u32>> {
+    /// A free handle for a user seal, when keeping it persistent is worth it (the
+    /// SRK is persistent too: a transient SRK is derived again by every process, and
+    /// a login would not gain). None when the TPM has no room or cannot be asked.
+    fn seal_target(&self, c: &mut Connected) -> Option<u32> {
         if !c.srk.persistent {
-            return Ok(None);
+            return None;
         }
-        Ok(crate::keys::persist::persist(
-            &mut c.tpm,
-            &c.srk,
-            seal,
-            crate::keys::persist::TOKEN_SEALS,
-        )?
-        .map(|h| h.0))
+        crate::keys::persist::free_handle(&mut c.tpm, crate::keys::persist::TOKEN_SEALS)
+            .ok()
+            .flatten()
+            .map(|h| h.0)
     }
 
-    /// Puts a new user seal in place of the old one (PIN change, SO reset): the old
-    /// persistent copy is removed first, the record written, then the new seal made
-    /// persistent. A crash in between leaves a token that still works from its blob.
+    /// Makes `seal` (the user seal of `t`, whose record already names `handle` as
+    /// pending and is on disk) persistent at `handle`, then records it as the
+    /// token's. Best effort and never an error: the token works from its blob
+    /// either way. When the TPM's answer is lost the pending handle stays recorded
+    /// for [`App::settle_pending`]; when the record cannot be written (a full disk)
+    /// the persistent copy is removed again.
+    fn persist_user_seal(
+        &self,
+        c: &mut Connected,
+        t: &mut TokenRecord,
+        seal: &WrappedKey,
+        handle: u32,
+    ) {
+        let h = tpm_commands::constants::TpmHandle(handle);
+        match crate::keys::persist::persist_at(&mut c.tpm, &c.srk, seal, h) {
+            Ok(true) => {
+                t.user_seal_handle = Some(handle);
+                t.pending_seal_handle = None;
+                if self.store.write_token(t).is_err() {
+                    // Undone; the pending entry still on disk is settled later.
+                    let _ = crate::keys::persist::evict(&mut c.tpm, h, seal);
+                    t.user_seal_handle = None;
+                    t.pending_seal_handle = Some(handle);
+                }
+            }
+            Ok(false) => {
+                // No room (or the handle was taken meanwhile): nothing was made.
+                t.pending_seal_handle = None;
+                let _ = self.store.write_token(t);
+            }
+            // Unknown whether it was made: the record keeps the handle as pending.
+            Err(_) => {}
+        }
+    }
+
+    /// Settles a token's pending seal handle (left by a process killed, or cut off
+    /// from the TPM, while making its user seal persistent): taken as the token's
+    /// when it holds this user seal (same Name), else forgotten. Call with the
+    /// store lock held; `t` is updated and written.
+    ///
+    /// # Errors
+    /// Transport errors (the TPM cannot say), store errors.
+    fn settle_pending(&self, c: &mut Connected, t: &mut TokenRecord) -> Result<()> {
+        let Some(h) = t.pending_seal_handle else {
+            return Ok(());
+        };
+        let handle = tpm_commands::constants::TpmHandle(h);
+        let seal = match t.user_seal.as_ref() {
+            Some(s) if crate::keys::persist::TOKEN_SEALS.contains(&h) => {
+                Some(unwrap_record(s, &self.token_path(&t.label))?)
+            }
+            _ => None,
+        };
+        let ours = match &seal {
+            Some(seal) => crate::keys::persist::holds(&mut c.tpm, handle, seal)?,
+            None => false,
+        };
+        match (ours, t.user_seal_handle, &seal) {
+            (true, None, _) => t.user_seal_handle = Some(h),
+            (true, Some(committed), Some(seal)) if committed != h => {
+                // Two copies (cannot happen by the steps above): keep one.
+                crate::keys::persist::evict(&mut c.tpm, handle, seal)?;
+            }
+            _ => {}
+        }
+        t.pending_seal_handle = None;
+        self.store.write_token(t)?;
+        Ok(())
+    }
+
+    /// Settles `label`'s pending seal handle, if it has one, under the store lock.
+    /// Best effort (a login calls it; errors leave it for the next process).
+    fn settle_pending_locked(&self, c: &mut Connected, label: &str) {
+        let Ok(_lock) = self.store.lock() else { return };
+        if let Ok(mut t) = self.store.read_token(label) {
+            let _ = self.settle_pending(c, &mut t);
+        }
+    }
+
+    /// Puts a new user seal in place of the old one (PIN change, SO reset,
+    /// C_InitPIN), with the store lock held and `t` settled, in steps that leave
+    /// either the old PIN working or the new one, never both and never a
+    /// persistent seal that the record does not name:
+    /// 1. the old persistent copy leaves the TPM (if the TPM refuses or cannot be
+    ///    asked, nothing changes: an error);
+    /// 2. the record is written with the new seal and, as pending, the handle the
+    ///    new seal will go to: this is the change (a full disk: an error, nothing
+    ///    changed, the old seal works from its blob);
+    /// 3. the new seal is made persistent there, best effort.
+    ///
+    /// # Errors
+    /// As in steps 1 and 2; the message says that the PIN was not changed.
     fn replace_user_seal(
         &self,
         c: &mut Connected,
         t: &mut TokenRecord,
         new_seal: &WrappedKey,
     ) -> Result<()> {
-        let path = self.token_path(&t.label);
+        let label = t.label.clone();
+        let not_changed = |e: &dyn std::fmt::Display| {
+            Error::Usage(format!(
+                "the user PIN of token {label:?} was not changed: {e}"
+            ))
+        };
         if let (Some(h), Some(old)) = (t.user_seal_handle, t.user_seal.as_ref()) {
-            let old = unwrap_record(old, &path)?;
-            crate::keys::persist::evict(&mut c.tpm, tpm_commands::constants::TpmHandle(h), &old)?;
+            let old = unwrap_record(old, &self.token_path(&t.label))?;
+            let h = tpm_commands::constants::TpmHandle(h);
+            match crate::keys::persist::evict(&mut c.tpm, h, &old).map_err(|e| not_changed(&e))? {
+                crate::keys::persist::Evicted::Removed | crate::keys::persist::Evicted::NotThere => {}
+                crate::keys::persist::Evicted::Refused => {
+                    return Err(not_changed(&format!(
+                        "the TPM refused to remove the old user seal at 0x{:08x} (TPM2_EvictControl; does the owner hierarchy have a password?)",
+                        h.0
+                    )))
+                }
+            }
         }
-        t.user_seal = Some(wrap_record(new_seal)?);
-        t.user_seal_handle = None;
-        self.store.write_token(t)?;
-        t.user_seal_handle = self.persist_user_seal(c, new_seal)?;
-        if t.user_seal_handle.is_some() {
-            self.store.write_token(t)?;
+        let target = self.seal_target(c);
+        let mut next = t.clone();
+        next.user_seal = Some(wrap_record(new_seal)?);
+        next.user_seal_handle = None;
+        next.pending_seal_handle = target;
+        self.store.write_token(&next).map_err(|e| not_changed(&e))?;
+        *t = next;
+        if let Some(h) = target {
+            self.persist_user_seal(c, t, new_seal, h);
         }
         Ok(())
     }
 
-    /// Drops a persistent handle that no longer holds the token's user seal from its
+    /// Drops a persistent handle that does not hold the token's user seal from its
     /// record, so that later logins go straight to the blob (a foreign object there
     /// would count each login's HMAC as a failed authorization). Best effort.
     fn forget_user_seal_handle(&self, label: &str, handle: u32) {
@@ -366,33 +506,67 @@ impl App {
         }
     }
 
-    /// `tpmkey token rm`: the token and its keys leave the store, and its persistent
-    /// user seal leaves the TPM. A TPM that cannot be reached is reported, and the
-    /// token is removed all the same (its seal then stays at the handle named).
+    /// `tpmkey token rm`: the token's persistent user seal (and a pending one)
+    /// leaves the TPM first, then the token and its keys leave the store, whole.
+    /// Only handles the token's record names are touched, and only when they hold
+    /// its seal. When the TPM cannot be reached or refuses, nothing is removed,
+    /// unless `force`: then the token goes, and the returned note says what stays
+    /// behind (for the user to see).
     ///
     /// # Errors
-    /// Unknown token; store errors. A TPM error is returned after the removal as
-    /// [`Error::Usage`] with what is left behind.
-    pub fn token_rm(&self, label: &str) -> Result<()> {
-        let _lock = self.store.lock()?;
-        let t = self.store.read_token(label)?;
+    /// Unknown token; store errors; a TPM error (then nothing was removed).
+    pub fn token_rm(&self, label: &str, force: bool) -> Result<Option<String>> {
+        crate::store::check_name("token label", label)?;
+        let lock = self.store.lock()?;
+        self.store.sweep(&lock);
+        let t = match self.store.read_token(label) {
+            Ok(t) => t,
+            // A token whose record is unreadable: it can be removed by force, not
+            // knowing which persistent seal (if any) it had.
+            Err(e) if force && self.store.token_labels()?.iter().any(|l| l == label) => {
+                self.store.remove_token(label)?;
+                return Ok(Some(format!(
+                    "its record could not be read ({e}), so a persistent seal it may have had stays in the TPM (see `tpm2_getcap handles-persistent`)"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let handles: Vec<u32> = [t.user_seal_handle, t.pending_seal_handle]
+            .into_iter()
+            .flatten()
+            .filter(|h| crate::keys::persist::TOKEN_SEALS.contains(h))
+            .collect();
         let mut left = None;
-        if let (Some(h), Some(seal)) = (t.user_seal_handle, t.user_seal.as_ref()) {
+        if let (false, Some(seal)) = (handles.is_empty(), t.user_seal.as_ref()) {
             let seal = unwrap_record(seal, &self.token_path(label))?;
             let r = self.connect_srk().and_then(|(mut tpm, _)| {
-                crate::keys::persist::evict(&mut tpm, tpm_commands::constants::TpmHandle(h), &seal)
+                for &h in &handles {
+                    let handle = tpm_commands::constants::TpmHandle(h);
+                    if crate::keys::persist::evict(&mut tpm, handle, &seal)?
+                        == crate::keys::persist::Evicted::Refused
+                    {
+                        return Err(Error::Usage(
+                            "the TPM refused to remove it (TPM2_EvictControl; does the owner hierarchy have a password?)".into(),
+                        ));
+                    }
+                }
+                Ok(())
             });
             if let Err(e) = r {
+                let at: Vec<String> = handles.iter().map(|h| format!("0x{h:08x}")).collect();
+                let at = at.join(", ");
+                if !force {
+                    return Err(Error::Usage(format!(
+                        "token {label:?} not removed: its persistent user seal at {at} could not be removed from the TPM ({e}); nothing was changed. Fix the TPM connection and try again, or `tpmkey token rm --force` to remove the token and leave the seal (then remove it with `tpm2_evictcontrol -C o -c HANDLE`)"
+                    )));
+                }
                 left = Some(format!(
-                    "token {label:?} removed, but its user seal stays persistent at 0x{h:08x} ({e}); remove it with `tpm2_evictcontrol -C o -c 0x{h:08x}`"
+                    "its user seal may stay persistent at {at} ({e}); remove it with `tpm2_evictcontrol -C o -c HANDLE`"
                 ));
             }
         }
         self.store.remove_token(label)?;
-        match left {
-            Some(msg) => Err(Error::Usage(msg)),
-            None => Ok(()),
-        }
+        Ok(left)
     }
 
     /// The path of a token's file, for error messages.
@@ -402,6 +576,80 @@ impl App {
             .join("tokens")
             .join(label)
             .join("token.json")
+    }
+
+    /// The path of a key's file, for error messages.
+    pub fn key_path(&self, token: &str, id: &str) -> PathBuf {
+        self.store
+            .root()
+            .join("tokens")
+            .join(token)
+            .join("keys")
+            .join(format!("{id}.json"))
+    }
+
+    /// The key labelled `key_label` in token `token_label`. Unreadable key files
+    /// are skipped (and named when no readable key matches); two keys with the
+    /// label (made by an older tpmkey, or by hand) are an error naming their ids,
+    /// never a silent pick.
+    ///
+    /// # Errors
+    /// Unknown token, no such key, an ambiguous label.
+    pub fn find_key(&self, token_label: &str, key_label: &str) -> Result<KeyRecord> {
+        let (keys, bad) = self.store.read_keys(token_label)?;
+        let mut found: Vec<KeyRecord> = keys.into_iter().filter(|k| k.label == key_label).collect();
+        match found.len() {
+            1 => Ok(found.remove(0)),
+            0 => {
+                let unread = if bad.is_empty() {
+                    String::new()
+                } else {
+                    let names: Vec<String> = bad.iter().map(ToString::to_string).collect();
+                    format!("; key files that could not be read: {}", names.join("; "))
+                };
+                Err(Error::Usage(format!(
+                    "token {token_label:?} has no key labelled {key_label:?} (see `tpmkey key list`){unread}"
+                )))
+            }
+            n => {
+                let ids: Vec<&str> = found.iter().map(|k| k.id.as_str()).collect();
+                Err(Error::Usage(format!(
+                    "token {token_label:?} has {n} keys labelled {key_label:?} (ids {}); remove the extra ones with `tpmkey key rm --token {token_label} --id ID`",
+                    ids.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// `tpmkey key rm`: removes the key labelled `label`, or the one with key id
+    /// `id` (hex). Returns the removed key's record.
+    ///
+    /// # Errors
+    /// Unknown token or key, an ambiguous label, store errors.
+    pub fn key_rm(
+        &self,
+        token_label: &str,
+        label: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<KeyRecord> {
+        let _lock = self.store.lock()?;
+        let k = match (label, id) {
+            (Some(l), None) => self.find_key(token_label, l)?,
+            (None, Some(id)) => {
+                let id = id.to_ascii_lowercase();
+                let (keys, _) = self.store.read_keys(token_label)?;
+                keys.into_iter().find(|k| k.id == id).ok_or_else(|| {
+                    Error::Usage(format!("token {token_label:?} has no key with id {id}"))
+                })?
+            }
+            _ => {
+                return Err(Error::Usage(
+                    "name the key with --label or with --id".into(),
+                ))
+            }
+        };
+        self.store.remove_key(token_label, &k.id)?;
+        Ok(k)
     }
 
     /// Unseals a token's secret with the user PIN (ignored for no-PIN tokens), or
@@ -446,27 +694,46 @@ impl App {
             (s, if t.no_pin { &b""[..] } else { pin })
         };
         let seal = unwrap_record(seal, &path)?;
+        if !so && t.pending_seal_handle.is_some() {
+            // Left by a process that was making the user seal persistent.
+            self.settle_pending_locked(c, label);
+        }
+        let t = if !so && t.pending_seal_handle.is_some() {
+            self.store.read_token(label)?
+        } else {
+            t
+        };
         let persistent = if so { None } else { t.user_seal_handle };
         let r = match persistent {
-            Some(h) => {
+            Some(h) if crate::keys::persist::TOKEN_SEALS.contains(&h) => {
                 let h = tpm_commands::constants::TpmHandle(h);
                 match token::login_persistent(&mut c.tpm, h, &mut c.session, &seal, pin) {
-                    // Another object at the handle (or none): not a PIN question.
-                    Err(Error::Tpm { rc, .. })
-                        if matches!(
-                            rc.base(),
-                            tpm_commands::rc::ResponseCode::AUTH_FAIL
-                                | tpm_commands::rc::ResponseCode::HANDLE
-                        ) && !crate::keys::persist::holds(&mut c.tpm, h, &seal)? =>
-                    {
-                        let r = token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin);
-                        if r.is_ok() {
-                            self.forget_user_seal_handle(label, h.0);
+                    // Whatever the TPM answered: if the handle does not hold this
+                    // seal (evicted, taken over, or edited in the record), the
+                    // answer says nothing about the PIN. The blob decides, and the
+                    // handle is forgotten.
+                    Err(e @ Error::Tpm { .. }) => {
+                        match crate::keys::persist::holds(&mut c.tpm, h, &seal) {
+                            Ok(true) => Err(e),
+                            Ok(false) => {
+                                self.forget_user_seal_handle(label, h.0);
+                                token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin)
+                            }
+                            // The TPM would not say what is there: the blob
+                            // decides, and the handle is kept for later.
+                            Err(Error::Tpm { .. }) => {
+                                token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin)
+                            }
+                            Err(other) => Err(other),
                         }
-                        r
                     }
                     other => other,
                 }
+            }
+            // A handle outside the token-seal range is never used (nor evicted).
+            Some(h) => {
+                self.forget_user_seal_handle(label, h);
+                token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin)
             }
             None => token::login(&mut c.tpm, &c.srk, &mut c.session, &seal, pin),
         };
@@ -532,6 +799,7 @@ impl App {
         imported: bool,
         make: impl FnOnce(&mut Connected, &[u8]) -> Result<WrappedKey>,
     ) -> Result<KeyRecord> {
+        check_key_label(label)?;
         let mut c = self.connect()?;
         self.add_key_on(
             &mut c,
@@ -570,6 +838,7 @@ impl App {
             (false, Unlock::Pin(pin)) => Some(self.token_secret(c, token_label, pin)?),
             _ => None,
         };
+        check_key_label(label)?;
         let _lock = self.store.lock()?;
         let t = self.store.read_token(token_label)?;
         let (keys, _) = self.store.read_keys(token_label)?;
@@ -659,6 +928,9 @@ impl App {
         if t.no_pin {
             return Err(Error::Usage(format!("token {label:?} has no PIN")));
         }
+        if !so {
+            self.settle_pending(c, &mut t)?;
+        }
         let path = self.token_path(label);
         let slot = if so { &mut t.so_seal } else { &mut t.user_seal };
         let seal = unwrap_record(
@@ -669,19 +941,26 @@ impl App {
         let new_seal = token::change_pin(&mut c.tpm, &c.srk, &mut c.session, &seal, old, new)?;
         if so {
             *slot = Some(wrap_record(&new_seal)?);
-            self.store.write_token(&t)?;
-            return Ok(());
+            return self.store.write_token(&t).map_err(|e| {
+                Error::Usage(format!(
+                    "the SO PIN of token {label:?} was not changed: {e}"
+                ))
+            });
         }
         self.replace_user_seal(c, &mut t, &new_seal)
     }
 
-    /// Replaces a token's user seal (a new user PIN set by the SO).
+    /// Replaces a token's user seal (a new user PIN set by the SO, C_InitPIN): the
+    /// old persistent seal leaves the TPM, then one write of the token record makes
+    /// the change, then the new seal is made persistent (best effort); an error
+    /// before that write changes nothing and says so.
     ///
     /// # Errors
-    /// Store errors.
+    /// Store errors; TPM errors before the change.
     pub fn set_user_seal(&self, c: &mut Connected, label: &str, seal: &WrappedKey) -> Result<()> {
         let _lock = self.store.lock()?;
         let mut t = self.store.read_token(label)?;
+        self.settle_pending(c, &mut t)?;
         self.replace_user_seal(c, &mut t, seal)
     }
 
@@ -701,63 +980,71 @@ impl App {
             &path,
         )?;
         let mut c = self.connect()?;
+        self.settle_pending(&mut c, &mut t)?;
         let new_seal = token::reset_pin(&mut c.tpm, &c.srk, &mut c.session, &so, so_pin, new_user)?;
         self.replace_user_seal(&mut c, &mut t, &new_seal)
     }
 
-    /// Every key, with its token label (reads the store only; no TPM).
+    /// Every key, with its token label (reads the store only; no TPM). A key file
+    /// or a token's key directory that cannot be read hides only those keys: it is
+    /// in the second list, for the caller to report.
     ///
     /// # Errors
-    /// Store errors; corrupt key files are reported on stderr by the caller via
-    /// the second list.
+    /// The store's token directory cannot be listed; an unknown `token`.
     pub fn key_list(&self, token: Option<&str>) -> Result<KeyListing> {
         let labels = match token {
-            Some(t) => vec![t.to_string()],
+            Some(t) => {
+                self.store.read_token(t)?;
+                vec![t.to_string()]
+            }
             None => self.store.token_labels()?,
         };
         let mut out = Vec::new();
         let mut bad = Vec::new();
         for l in labels {
-            let (keys, b) = self.store.read_keys(&l)?;
-            bad.extend(b);
-            out.extend(keys.into_iter().map(|k| (l.clone(), k)));
+            match self.store.read_keys(&l) {
+                Ok((keys, b)) => {
+                    bad.extend(b);
+                    out.extend(keys.into_iter().map(|k| (l.clone(), k)));
+                }
+                Err(e) => bad.push(e),
+            }
         }
         Ok((out, bad))
     }
 
-    /// authorized_keys lines for the selected keys (comment = key label).
+    /// authorized_keys lines for the selected keys (comment = key label), and what
+    /// could not be read: a damaged key file or public area hides only that key.
     ///
     /// # Errors
-    /// Store errors, corrupt public areas.
-    pub fn ssh_pubkeys(&self, token: Option<&str>, label: Option<&str>) -> Result<Vec<String>> {
-        let (keys, _) = self.key_list(token)?;
+    /// As [`App::key_list`].
+    pub fn ssh_pubkeys(
+        &self,
+        token: Option<&str>,
+        label: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<Error>)> {
+        let (keys, bad) = self.key_list(token)?;
+        let mut bad: Vec<Error> = bad.into_iter().map(Error::Store).collect();
         let mut lines = Vec::new();
         for (t, k) in keys
             .iter()
             .filter(|(_, k)| label.is_none_or(|l| k.label == l))
         {
-            let path = self
-                .store
-                .root()
-                .join("tokens")
-                .join(t)
-                .join("keys")
-                .join(format!("{}.json", k.id));
-            let w = unwrap_record(&k.blob, &path)?;
-            lines.push(authorized_keys_line(&w.public, &k.label)?);
+            let line = unwrap_record(&k.blob, &self.key_path(t, &k.id))
+                .and_then(|w| authorized_keys_line(&w.public, &k.label));
+            match line {
+                Ok(line) => lines.push(line),
+                Err(e) => bad.push(e),
+            }
         }
-        Ok(lines)
+        Ok((lines, bad))
     }
 
     /// `tpmkey sign`: signs `data` with key `key_label` of token `token_label`
-    /// (digest with `hash` on the host, one TPM2_Sign: ECDSA or RSASSA), checks
-    /// the signature in software against the key's public area, and returns it
-    /// (ECDSA r || s, RSA PKCS#1 v1.5). The key's authValue is proven by HMAC in
-    /// the salted session; it is never sent.
+    /// (digest with `hash` on the host, then [`App::sign_digest`]).
     ///
     /// # Errors
-    /// Unknown token or key, wrong PIN, lockout, TPM errors, a signature that does
-    /// not verify.
+    /// As [`App::sign_digest`].
     pub fn sign_data(
         &self,
         token_label: &str,
@@ -766,7 +1053,145 @@ impl App {
         hash: crate::crypto::hash::HashAlg,
         data: &[u8],
     ) -> Result<Vec<u8>> {
+        self.sign_digest(token_label, key_label, user_pin, hash, &hash.hash(&[data]))
+    }
+
+    /// Signs a `hash` digest with key `key_label` of token `token_label` (one
+    /// TPM2_Sign: ECDSA or RSASSA), checks the signature in software against the
+    /// key's public area, and returns it (ECDSA r || s, RSA PKCS#1 v1.5). The key's
+    /// authValue is proven by HMAC in the salted session; it is never sent.
+    ///
+    /// # Errors
+    /// Unknown token or key, wrong PIN, lockout, TPM errors, a signature that does
+    /// not verify.
+    pub fn sign_digest(
+        &self,
+        token_label: &str,
+        key_label: &str,
+        user_pin: &[u8],
+        hash: crate::crypto::hash::HashAlg,
+        digest: &[u8],
+    ) -> Result<Vec<u8>> {
         use crate::keys::signature::{encode, scheme_for, verify};
+        if digest.len() != hash.digest_size() {
+            return Err(Error::Usage(format!(
+                "a {}-byte digest for a {}-byte hash",
+                digest.len(),
+                hash.digest_size()
+            )));
+        }
+        let k = self.find_key(token_label, key_label)?;
+        let path = self.key_path(token_label, &k.id);
+        let wrapped = unwrap_record(&k.blob, &path)?;
+        let mut c = self.connect()?;
+        let auth = if k.empty_auth {
+            zeroize::Zeroizing::new(Vec::new())
+        } else {
+            let secret = self.token_secret(&mut c, token_label, user_pin)?;
+            token::key_auth(&secret, &from_hex(&k.id, &path)?)
+        };
+        let scheme = scheme_for(&wrapped.public)?;
+        let sig = c.sign(
+            &wrapped,
+            &auth,
+            digest,
+            scheme,
+            tpm_commands::constants::TpmAlgId(hash.alg_id()),
+        )?;
+        let sig = encode(&wrapped.public, &sig)?;
+        verify(&wrapped.public, hash, digest, &sig)?;
+        Ok(sig)
+    }
+
+    /// `tpmkey key import` of a TSS2 PRIVATE KEY file (tpm2-openssl,
+    /// tpm2-tss-engine, ssh-tpm-agent): the key must be one tpmkey can use
+    /// ([`Tss2Key::usable_algorithm`]) under this store's SRK
+    /// ([`Tss2Key::check_parent`]). An importable key is first made loadable with
+    /// TPM2_Import ([`import_duplicate`]). It is loaded, and a copy of it with tpmkey's
+    /// authValue is made by TPM2_ObjectChangeAuth ([`rewrap`]): `old_auth` (the
+    /// file's password, empty for an emptyAuth key) is proven by HMAC and the new
+    /// authValue goes encrypted. The key never leaves the TPM, its public key stays
+    /// the original's, and the file keeps working with its old password. The
+    /// record says "imported" unless the TPM made the key (fixedTPM and
+    /// sensitiveDataOrigin set).
+    ///
+    /// # Errors
+    /// A key tpmkey cannot use or another parent (named), a blob that does not
+    /// load here, a wrong password, lockout; as [`App::add_key_on`]. Nothing is
+    /// written to the store on any error.
+    pub fn key_import_tss2(
+        &self,
+        token_label: &str,
+        label: &str,
+        file: &Tss2Key,
+        old_auth: &[u8],
+        user_pin: &[u8],
+    ) -> Result<KeyRecord> {
+        use tpm_commands::attributes::TpmaObject;
+        let alg = file.usable_algorithm()?;
+        let original = WrappedKey {
+            private: file.private.clone(),
+            public: file.public.clone(),
+        };
+        let made_in_tpm = file
+            .public
+            .object_attributes
+            .contains(TpmaObject::FIXED_TPM | TpmaObject::SENSITIVE_DATA_ORIGIN);
+        let mut c = self.connect()?;
+        file.check_parent(c.srk.kind)?;
+        self.add_key_on(
+            &mut c,
+            token_label,
+            label,
+            None,
+            alg,
+            Unlock::Pin(user_pin),
+            !made_in_tpm,
+            |c, auth| {
+                let loadable = match &file.secret {
+                    Some(seed) => import_duplicate(
+                        &mut c.tpm,
+                        &c.srk,
+                        &mut c.session,
+                        &file.public,
+                        &file.private,
+                        seed,
+                    )
+                    .map_err(|e| explain_tss2_import(c, e))?,
+                    None => original,
+                };
+                rewrap(
+                    &mut c.tpm,
+                    &c.srk,
+                    &mut c.session,
+                    &loadable,
+                    old_auth,
+                    auth,
+                )
+                .map_err(|e| explain_tss2_import(c, e))
+            },
+        )
+    }
+
+    /// `tpmkey key export --tss2`: a TSS2 PRIVATE KEY file (PEM) for a key of the
+    /// store — a copy of the key under the same SRK with `password` as its
+    /// authValue (empty: an emptyAuth key), made by TPM2_ObjectChangeAuth under the
+    /// token's login ([`rewrap`]: the key's tpmkey authValue proven by HMAC, the new
+    /// password an encrypted parameter). The store's key keeps its authorization.
+    /// The file names the SRK as its parent: 0x81000001 when it is persistent, else
+    /// the owner-hierarchy primary 0x40000001 (with `rsaParent` for an RSA SRK).
+    ///
+    /// # Errors
+    /// Unknown token or key, wrong PIN, lockout, TPM errors.
+    pub fn key_export_tss2(
+        &self,
+        token_label: &str,
+        key_label: &str,
+        user_pin: &[u8],
+        password: &[u8],
+    ) -> Result<Tss2Export> {
+        use tpm_commands::attributes::TpmaObject;
+        use tpm_commands::constants::TpmHandle;
         let (keys, _) = self.store.read_keys(token_label)?;
         let k = keys.iter().find(|k| k.label == key_label).ok_or_else(|| {
             Error::Usage(format!(
@@ -782,17 +1207,73 @@ impl App {
             let secret = self.token_secret(&mut c, token_label, user_pin)?;
             token::key_auth(&secret, &from_hex(&k.id, &path)?)
         };
-        let digest = hash.hash(&[data]);
-        let scheme = scheme_for(&wrapped.public)?;
-        let sig = c.sign(
+        let copy = rewrap(
+            &mut c.tpm,
+            &c.srk,
+            &mut c.session,
             &wrapped,
             &auth,
-            &digest,
-            scheme,
-            tpm_commands::constants::TpmAlgId(hash.alg_id()),
+            password,
         )?;
-        let sig = encode(&wrapped.public, &sig)?;
-        verify(&wrapped.public, hash, &digest, &sig)?;
-        Ok(sig)
+        let (parent, rsa_parent) = if c.srk.persistent {
+            (TpmHandle::SRK, false)
+        } else {
+            (TpmHandle::RH_OWNER, c.srk.kind == SrkKind::Rsa)
+        };
+        let no_da = copy.public.object_attributes.contains(TpmaObject::NO_DA);
+        let file = Tss2Key::loadable(
+            copy.public,
+            copy.private,
+            parent,
+            rsa_parent,
+            password.is_empty(),
+        );
+        Ok(Tss2Export {
+            pem: file.to_pem()?,
+            no_da,
+        })
+    }
+}
+
+/// A key exported as a TSS2 PRIVATE KEY file.
+pub struct Tss2Export {
+    /// The PEM file.
+    pub pem: String,
+    /// The key is marked noDA (keys of a no-PIN token): the TPM does not count
+    /// wrong passwords against its dictionary-attack lockout.
+    pub no_da: bool,
+}
+
+/// Says what a failed TSS2 import means: the blob does not load here (TPM2_Load),
+/// or the file's password is wrong (TPM2_ObjectChangeAuth).
+fn explain_tss2_import(c: &mut Connected, e: Error) -> Error {
+    use tpm_commands::constants::TpmCc;
+    use tpm_commands::rc::ResponseCode as Rc;
+    match e {
+        Error::Tpm { cc: TpmCc::LOAD, rc } => Error::Usage(format!(
+            "the key file does not load under this TPM's storage root key (TPM2_Load: {rc}): it was made on another TPM or under another parent, or it is damaged; nothing was added to the store"
+        )),
+        Error::Tpm { cc: TpmCc::IMPORT, rc } => Error::Usage(format!(
+            "the importable key is not wrapped for this TPM's storage root key (TPM2_Import: {rc}): it was made for another TPM or parent, or it is damaged; nothing was added to the store"
+        )),
+        Error::Integrity { cc: TpmCc::LOAD, what } => Error::Usage(format!(
+            "the TPM loaded the key file as another key than its public part describes ({what}); nothing was added to the store"
+        )),
+        Error::Tpm { cc: TpmCc::OBJECT_CHANGE_AUTH, rc }
+            if matches!(rc.base(), Rc::AUTH_FAIL | Rc::BAD_AUTH) =>
+        {
+            Error::Usage(format!(
+                "wrong password for the key file ({rc}); nothing was added to the store (the TPM counts wrong passwords of keys without noDA towards its dictionary-attack lockout)"
+            ))
+        }
+        Error::Tpm { rc, .. } if rc.base() == Rc::LOCKOUT => {
+            let da = crate::info::gather(&mut c.tpm).map(|i| i.da).ok();
+            Error::Lockout {
+                failed: da.as_ref().map_or(0, |d| d.failed_tries),
+                max: da.as_ref().map_or(0, |d| d.max_tries),
+                interval: da.as_ref().map_or(0, |d| d.recovery_time),
+            }
+        }
+        other => other,
     }
 }

@@ -84,6 +84,8 @@
 //! - [`connection`], [`app`]: the connected TPM the CLI and the PKCS#11 module
 //!   share (pinned SRK, salted session, loaded keys, kept across operations), and
 //!   the CLI's commands.
+//! - [`progress`]: the slow steps (RSA key generation, a busy TPM) a front end may
+//!   show while they run.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -91,10 +93,12 @@ pub mod app;
 pub mod connection;
 pub mod crypto;
 pub mod error;
+pub mod files;
 pub mod info;
 pub mod keys;
 pub mod pcr;
 pub mod pkcs11;
+pub mod progress;
 pub mod random;
 pub mod sealed;
 pub mod session;

@@ -35,6 +35,7 @@ fn token(label: &str) -> TokenRecord {
         user_seal: None,
         so_seal: None,
         user_seal_handle: None,
+        pending_seal_handle: None,
         created: 1,
     }
 }
@@ -62,7 +63,7 @@ fn round_trip_and_permissions() {
     store.write_record(&rec).unwrap();
     assert_eq!(store.read_record().unwrap(), rec);
     assert_eq!(mode(&root.join("store.json")), 0o600);
-    store.write_token(&token("ssh")).unwrap();
+    store.create_token(&token("ssh")).unwrap();
     store.write_key("ssh", &key("01")).unwrap();
     store.write_key("ssh", &key("02")).unwrap();
     assert_eq!(mode(&root.join("tokens/ssh/keys/01.json")), 0o600);
@@ -107,8 +108,8 @@ fn newer_format_is_refused_and_left_untouched() {
 fn corrupt_files_are_named_and_do_not_hide_the_rest() {
     let dir = TempDir::new("store");
     let store = Store::open(dir.path().join("s")).unwrap();
-    store.write_token(&token("a")).unwrap();
-    store.write_token(&token("b")).unwrap();
+    store.create_token(&token("a")).unwrap();
+    store.create_token(&token("b")).unwrap();
     store.write_key("a", &key("01")).unwrap();
     store.write_key("a", &key("02")).unwrap();
     // Truncate one key file and one token file.
@@ -140,7 +141,7 @@ fn names_cannot_escape_the_store() {
     for bad in ["../x", "a/b", ".hidden", "", &"x".repeat(65)] {
         assert!(
             matches!(
-                store.write_token(&token(bad)).unwrap_err(),
+                store.create_token(&token(bad)).unwrap_err(),
                 StoreError::BadName { .. }
             ),
             "{bad:?}"
@@ -157,7 +158,7 @@ fn concurrent_writers_keep_every_key() {
     let root = dir.path().join("s");
     Store::open(&root)
         .unwrap()
-        .write_token(&token("t"))
+        .create_token(&token("t"))
         .unwrap();
     let handles: Vec<_> = (0..8)
         .map(|i| {
@@ -179,4 +180,33 @@ fn concurrent_writers_keep_every_key() {
     let (keys, bad) = Store::open(&root).unwrap().read_keys("t").unwrap();
     assert_eq!(keys.len(), 80);
     assert!(bad.is_empty());
+}
+
+#[test]
+fn sweep_removes_what_killed_writers_left_and_nothing_else() {
+    let dir = TempDir::new("store");
+    let store = Store::open(dir.path().join("s")).unwrap();
+    store.create_token(&token("a")).unwrap();
+    store.write_key("a", &key("01")).unwrap();
+    let root = store.root().to_path_buf();
+    let leftovers = [
+        root.join("tokens/.new-b-1-0"),
+        root.join("tokens/.rm-c-2-0"),
+        root.join(".store.json.tmp-3-0"),
+        root.join("tokens/a/.token.json.tmp-4-0"),
+        root.join("tokens/a/keys/.01.json.tmp-5-0"),
+    ];
+    std::fs::create_dir_all(leftovers[0].join("keys")).unwrap();
+    std::fs::create_dir_all(&leftovers[1]).unwrap();
+    for f in &leftovers[2..] {
+        std::fs::write(f, b"{").unwrap();
+    }
+    let lock = store.lock().unwrap();
+    store.sweep(&lock);
+    for l in &leftovers {
+        assert!(!l.exists(), "{} left", l.display());
+    }
+    assert_eq!(store.token_labels().unwrap(), vec!["a".to_string()]);
+    assert_eq!(store.read_keys("a").unwrap().0, vec![key("01")]);
+    assert!(store.read_token("a").is_ok());
 }

@@ -83,6 +83,26 @@ impl HashAlg {
         })
     }
 
+    /// H(everything `reader` gives), read in 64 KiB pieces.
+    ///
+    /// # Errors
+    /// Read errors.
+    pub fn hash_reader(self, mut reader: impl std::io::Read) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0u8; 1 << 16];
+        each_hash!(self, H => {
+            let mut h = H::new();
+            loop {
+                match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => h.update(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(h.finalize().to_vec())
+        })
+    }
+
     /// HMAC(key, `parts[0] || parts[1] || …`).
     pub fn hmac(self, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         each_hash!(self, H => {

@@ -16,6 +16,7 @@ use super::public::object_name;
 use super::srk::Srk;
 use super::templates::{signing_template, KeyAlgorithm};
 use crate::error::{Error, Result};
+use crate::progress;
 use crate::session::AuthSession;
 use crate::tpm::{Auth, Tpm};
 
@@ -59,6 +60,18 @@ pub fn create_key(
         user_auth: Tpm2bAuth::new(auth.to_vec())?,
         data: Tpm2bSensitiveData::empty(),
     };
+    let rsa_bits = match alg {
+        KeyAlgorithm::Rsa2048 => Some(2048),
+        KeyAlgorithm::Rsa3072 => Some(3072),
+        KeyAlgorithm::Rsa4096 => Some(4096),
+        KeyAlgorithm::Ecc256 | KeyAlgorithm::Ecc384 => None,
+    };
+    // RSA key generation (prime search) is the slow one on hardware TPMs.
+    let _step = rsa_bits.map(|bits| {
+        progress::step(|| {
+            format!("creating an RSA-{bits} key in the TPM (hardware TPMs take up to a minute)")
+        })
+    });
     create_under_srk(
         tpm,
         srk,

@@ -57,6 +57,26 @@ pub fn evict_control(
     }
 }
 
+/// Makes a transient SRK persistent at 0x81000001 (owner authorization with the
+/// empty owner password) and flushes the transient copy. Returns false, changing
+/// nothing, when the owner hierarchy has a password or the TPM has no room: the SRK
+/// then stays transient and is derived again by each process.
+///
+/// # Errors
+/// Transport errors and unexpected TPM errors.
+pub fn make_srk_persistent(tpm: &mut Tpm, srk: &mut Srk) -> Result<bool> {
+    if srk.persistent {
+        return Ok(true);
+    }
+    if !evict_control(tpm, srk.handle, &srk.name, TpmHandle::SRK)? {
+        return Ok(false);
+    }
+    tpm.flush(srk.handle)?;
+    srk.handle = TpmHandle::SRK;
+    srk.persistent = true;
+    Ok(true)
+}
+
 /// The first handle of `range` that holds no persistent object (Part 3 §30.2
 /// TPM2_GetCapability, TPM_CAP_HANDLES).
 ///
@@ -78,34 +98,31 @@ pub fn free_handle(tpm: &mut Tpm, range: RangeInclusive<u32>) -> Result<Option<T
         .map(TpmHandle))
 }
 
-/// Loads `blob` under the SRK and makes it persistent at a free handle of `range`;
-/// the transient copy is flushed. None when the TPM keeps no more persistent
-/// objects for us (the object then stays a blob on disk, loaded when needed).
+/// Loads `blob` under the SRK and makes it persistent at `handle` (which the caller
+/// found free and recorded as intended, so that a crash after this call leaves a
+/// trace); the transient copy is flushed. False when the TPM keeps no more
+/// persistent objects for us or `handle` was taken meanwhile (the object then
+/// stays a blob on disk, loaded when needed).
 ///
 /// # Errors
-/// Transport or TPM errors.
-pub fn persist(
-    tpm: &mut Tpm,
-    srk: &Srk,
-    blob: &WrappedKey,
-    range: RangeInclusive<u32>,
-) -> Result<Option<TpmHandle>> {
-    let Some(handle) = free_handle(tpm, range)? else {
-        return Ok(None);
-    };
+/// Transport or TPM errors: then the caller cannot know whether the object was
+/// made persistent, and must settle its recorded intent later with [`holds`].
+pub fn persist_at(tpm: &mut Tpm, srk: &Srk, blob: &WrappedKey, handle: TpmHandle) -> Result<bool> {
     let loaded = load_key_with(tpm, srk, Auth::EmptyPassword, blob)?;
     let made = evict_control(tpm, loaded.handle, &loaded.name, handle);
     let flushed = tpm.flush(loaded.handle);
     let made = made?;
     flushed?;
-    Ok(made.then_some(handle))
+    Ok(made)
 }
 
-/// True when the persistent object at `handle` is `blob`'s (same Name): a check
-/// made only after a failure, to tell a wrong PIN from a handle taken over.
+/// True when the persistent object at `handle` is `blob`'s (same Name), asked with
+/// TPM2_ReadPublic; false only for a definite answer: another object is there, or
+/// none (TPM_RC_HANDLE).
 ///
 /// # Errors
-/// Transport errors; a public area that does not hash.
+/// Transport errors and other TPM answers (then it is unknown, and nothing may be
+/// forgotten or assumed gone); a public area that does not hash.
 pub fn holds(tpm: &mut Tpm, handle: TpmHandle, blob: &WrappedKey) -> Result<bool> {
     let want = object_name(&blob.public)?;
     match tpm.run(&ReadPublic {
@@ -117,14 +134,33 @@ pub fn holds(tpm: &mut Tpm, handle: TpmHandle, blob: &WrappedKey) -> Result<bool
     }
 }
 
-/// Removes the persistent copy of `blob` at `handle`, if that is what it holds.
-/// Returns whether something was removed.
+/// What [`evict`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Evicted {
+    /// The object was there and is gone.
+    Removed,
+    /// `handle` does not hold `blob`'s object (gone already, or another object,
+    /// which is left alone).
+    NotThere,
+    /// It is there, and the TPM refused to remove it (the owner hierarchy has a
+    /// password, or is disabled).
+    Refused,
+}
+
+/// Removes the persistent copy of `blob` at `handle`, if that is what it holds:
+/// never another object.
 ///
 /// # Errors
 /// Transport errors and unexpected TPM errors.
-pub fn evict(tpm: &mut Tpm, handle: TpmHandle, blob: &WrappedKey) -> Result<bool> {
+pub fn evict(tpm: &mut Tpm, handle: TpmHandle, blob: &WrappedKey) -> Result<Evicted> {
     if !holds(tpm, handle, blob)? {
-        return Ok(false);
+        return Ok(Evicted::NotThere);
     }
-    evict_control(tpm, handle, &object_name(&blob.public)?, handle)
+    Ok(
+        if evict_control(tpm, handle, &object_name(&blob.public)?, handle)? {
+            Evicted::Removed
+        } else {
+            Evicted::Refused
+        },
+    )
 }

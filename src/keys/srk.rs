@@ -1,7 +1,9 @@
 //! The storage root key: taken from the persistent handle 0x81000001 when it holds
 //! a standard SRK, else derived with TPM2_CreatePrimary from the standard template.
 //! Its Name is pinned by the caller: every salted session is encrypted to that
-//! public key, so a substituted TPM fails instead of being trusted.
+//! public key, so a substituted TPM fails instead of being trusted. Making it
+//! persistent is [`super::persist::make_srk_persistent`] (this module calls no other
+//! key module but `public` and `templates`).
 
 use tpm_commands::buffers::Tpm2bData;
 use tpm_commands::commands::{CreatePrimary, ReadPublic};
@@ -118,7 +120,15 @@ impl Srk {
             creation_pcr: TpmlPcrSelection::default(),
         };
         let owner = TpmHandle::RH_OWNER.0.to_be_bytes();
-        let rsp = tpm.execute(&cmd, &[&owner], &mut [Auth::EmptyPassword])?;
+        let step = crate::progress::step(|| match kind {
+            SrkKind::Rsa => {
+                "deriving the RSA storage root key (hardware TPMs take up to a minute)".into()
+            }
+            SrkKind::Ecc => "deriving the ECC storage root key in the TPM".into(),
+        });
+        let rsp = tpm.execute(&cmd, &[&owner], &mut [Auth::EmptyPassword]);
+        drop(step);
+        let rsp = rsp?;
         let handle = rsp.object_handle;
         let public = match rsp.out_public.0 {
             Some(p) if matches_template(&p, kind) => p,
@@ -143,27 +153,6 @@ impl Srk {
             persistent: false,
             kind,
         })
-    }
-
-    /// Makes a transient SRK persistent at 0x81000001 (Part 3 §28.5
-    /// TPM2_EvictControl, owner authorization with the empty owner password) and
-    /// flushes the transient copy. Returns false, changing nothing, when the owner
-    /// hierarchy has a password or the TPM has no room: the SRK then stays
-    /// transient and is derived again by each process.
-    ///
-    /// # Errors
-    /// Transport errors and unexpected TPM errors.
-    pub fn make_persistent(&mut self, tpm: &mut Tpm) -> Result<bool> {
-        if self.persistent {
-            return Ok(true);
-        }
-        if !super::persist::evict_control(tpm, self.handle, &self.name, TpmHandle::SRK)? {
-            return Ok(false);
-        }
-        tpm.flush(self.handle)?;
-        self.handle = TpmHandle::SRK;
-        self.persistent = true;
-        Ok(true)
     }
 
     /// The key to salt sessions to.

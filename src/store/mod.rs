@@ -4,14 +4,23 @@
 //! Layout (format version 1, JSON, hex for binary):
 //! - `store.json`: `{ "version": 1, "srk": { "kind": "ecc"|"rsa", "name": hex } }`,
 //!   the SRK whose Name every key was made under (pinned).
-//! - `tokens/<label>/token.json`: one token.
+//! - `tokens/<label>/token.json`: one token: its seals, and where the user seal is
+//!   persistent (`user_seal_handle`; `pending_seal_handle` while it is being made
+//!   so, see [`TokenRecord`]).
 //! - `tokens/<label>/keys/<id hex>.json`: one key per file, so processes adding keys
 //!   at the same time never overwrite each other's entries.
 //! - `lock`: `flock` target serializing every change between processes.
+//! - `tokens/.new-<label>-…`, `tokens/.rm-<label>-…`: a token being made or
+//!   removed (made in full, then renamed into place; renamed away, then deleted), so
+//!   a token is there whole or not at all. Left only by a killed process, and
+//!   deleted by the next `token add` or `token rm` (names starting with '.' are
+//!   never token labels).
 //!
 //! Directories are 0700, files 0600. Every write is a temp file, fsync, rename,
 //! fsync of the directory. A store written by a newer format is refused, never
 //! rewritten. A corrupt file gives an error naming it and does not hide the rest.
+//! Every file is read as a regular file of at most 1 MiB, not through a link
+//! ([`crate::files`]).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -20,6 +29,8 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::files::{read_file, FileError, Links};
 
 /// The format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -53,6 +64,9 @@ pub enum StoreError {
         /// Its version.
         found: u32,
     },
+    /// A store file that is not a regular file, or too large to be one of ours.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// No home directory to put the default store in.
     #[error("no store location: set TPMKEY_STORE, XDG_DATA_HOME or HOME")]
     NoLocation,
@@ -162,6 +176,13 @@ pub struct TokenRecord {
     /// (or for tokens made before), and then the blob above is loaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_seal_handle: Option<u32>,
+    /// A persistent handle (0x810001xx) that may hold the user seal: written before
+    /// TPM2_EvictControl puts it there, and replaced by `user_seal_handle` once it
+    /// is. A process killed in between leaves it; the next one that changes or uses
+    /// the token settles it: takes the handle when it holds this seal (same Name),
+    /// else forgets it. No handle the store never recorded is ever evicted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_seal_handle: Option<u32>,
     /// Creation time, seconds since the epoch.
     pub created: u64,
 }
@@ -235,9 +256,7 @@ impl Store {
             .create(root.join("tokens"))
             .map_err(io(&root))?;
         let store = Store { root };
-        if store.record_path().exists() {
-            store.read_record()?;
-        }
+        store.read_record()?;
         Ok(store)
     }
 
@@ -261,14 +280,22 @@ impl Store {
     /// I/O errors.
     pub fn lock(&self) -> Result<StoreLock> {
         let path = self.root.join("lock");
+        // Non-blocking open: a FIFO put in its place fails at once (no reader) or
+        // at the type check below, instead of waiting for a reader.
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(0o600)
-            .custom_flags(nix::libc::O_CLOEXEC)
+            .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW)
             .open(&path)
             .map_err(io(&path))?;
+        if !file.metadata().map_err(io(&path))?.is_file() {
+            return Err(StoreError::File(FileError::NotRegular {
+                path,
+                kind: "not a regular file",
+            }));
+        }
         nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map(|lock| StoreLock { _lock: lock })
             .map_err(|(_, e)| StoreError::Io {
@@ -283,7 +310,7 @@ impl Store {
     /// Corrupt or too new.
     pub fn read_record(&self) -> Result<StoreRecord> {
         let path = self.record_path();
-        if !path.exists() {
+        if absent(&path)? {
             return Ok(StoreRecord {
                 version: FORMAT_VERSION,
                 srk: None,
@@ -330,30 +357,109 @@ impl Store {
         )
     }
 
-    /// Writes a token atomically (creating its directories).
+    /// Rewrites an existing token's record atomically.
     ///
     /// # Errors
-    /// Bad label, I/O errors.
+    /// Bad label, a token that does not exist, I/O errors (a full disk: the old
+    /// record stays, no temporary file is left).
     pub fn write_token(&self, t: &TokenRecord) -> Result<()> {
         check_name("token label", &t.label)?;
         let dir = self.token_dir(&t.label);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir.join("keys"))
-            .map_err(io(&dir))?;
+        if !dir.is_dir() {
+            return Err(StoreError::Io {
+                path: dir,
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        }
         write_atomic(&dir.join("token.json"), t)
     }
 
-    /// Removes a token and its keys.
+    /// Adds a new token whole or not at all: its directory is made under a
+    /// temporary name (`tokens/.new-…`, with `keys/` and `token.json`), synced, then
+    /// renamed into place, never over an existing token. On an error (a full disk)
+    /// nothing is left behind. Call with the store lock held.
     ///
     /// # Errors
-    /// I/O errors.
+    /// Bad label, a token of that label, I/O errors.
+    pub fn create_token(&self, t: &TokenRecord) -> Result<()> {
+        check_name("token label", &t.label)?;
+        let tokens = self.root.join("tokens");
+        let staging = tokens.join(format!(".new-{}-{}", t.label, unique_suffix()));
+        let made = (|| {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&staging)
+                .map_err(io(&staging))?;
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(staging.join("keys"))
+                .map_err(io(&staging))?;
+            write_atomic(&staging.join("token.json"), t)?;
+            sync_dir(&staging)?;
+            // Under the store lock nothing else adds tokens: a free name stays free.
+            let dest = self.token_dir(&t.label);
+            if !absent(&dest)? {
+                return Err(StoreError::Io {
+                    path: dest,
+                    source: std::io::ErrorKind::AlreadyExists.into(),
+                });
+            }
+            fs::rename(&staging, &dest).map_err(io(&dest))?;
+            sync_dir(&tokens)
+        })();
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&staging);
+        }
+        made
+    }
+
+    /// Removes a token and its keys, whole: the directory is renamed away first
+    /// (`tokens/.rm-…`, after which the token is gone), then deleted.
+    ///
+    /// # Errors
+    /// I/O errors before the rename (then nothing was removed).
     pub fn remove_token(&self, label: &str) -> Result<()> {
         check_name("token label", label)?;
+        let tokens = self.root.join("tokens");
         let dir = self.token_dir(label);
-        fs::remove_dir_all(&dir).map_err(io(&dir))?;
-        sync_dir(&self.root.join("tokens"))
+        let away = tokens.join(format!(".rm-{label}-{}", unique_suffix()));
+        fs::rename(&dir, &away).map_err(io(&dir))?;
+        sync_dir(&tokens)?;
+        let _ = fs::remove_dir_all(&away);
+        Ok(())
+    }
+
+    /// Deletes what a killed process left: `tokens/.new-*` and `tokens/.rm-*`
+    /// directories of `token add` and `token rm`, and the temporary files of an
+    /// interrupted write (`.NAME.tmp-*`). Call with the store lock held: every write
+    /// happens under it, so such leftovers belong to no running process.
+    pub fn sweep(&self, _lock: &StoreLock) {
+        let tokens = self.root.join("tokens");
+        let mut dirs = vec![self.root.clone(), tokens.clone()];
+        if let Ok(entries) = fs::read_dir(&tokens) {
+            for e in entries.filter_map(|e| e.ok()) {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(".new-") || name.starts_with(".rm-") {
+                    let _ = fs::remove_dir_all(e.path());
+                } else if !name.starts_with('.') {
+                    dirs.push(e.path());
+                    dirs.push(e.path().join("keys"));
+                }
+            }
+        }
+        for dir in dirs {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for e in entries.filter_map(|e| e.ok()) {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.contains(".tmp-") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
     }
 
     /// Reads every key of a token; a corrupt key file is reported in the second
@@ -412,8 +518,19 @@ impl Store {
     }
 }
 
+/// True when nothing at all is at `path` (not even a dangling link).
+fn absent(path: &Path) -> Result<bool> {
+    match fs::symlink_metadata(path) {
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+/// Reads a store file (a regular file of at most [`crate::files::MAX_FILE_SIZE`],
+/// not a link) and checks its format version.
 fn read_versioned<T: DeserializeOwned>(path: &Path, version: impl Fn(&T) -> u32) -> Result<T> {
-    let text = fs::read(path).map_err(io(path))?;
+    let text = read_file(path, Links::Refuse)?;
     // Look at the version first, so a newer format is named as such even when the
     // rest of it does not parse with this build's types.
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
@@ -439,6 +556,13 @@ fn read_versioned<T: DeserializeOwned>(path: &Path, version: impl Fn(&T) -> u32)
     Ok(value)
 }
 
+/// A name part no other process or call of this one uses: pid and a counter.
+fn unique_suffix() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
@@ -452,24 +576,34 @@ fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         reason: e.to_string(),
     })?;
     bytes.push(b'\n');
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("x");
-    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
-    let mut f = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.set_permissions(fs::Permissions::from_mode(0o600))
-        .map_err(io(&tmp))?;
-    f.write_all(&bytes)
-        .and_then(|()| f.sync_all())
-        .map_err(io(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io(path))?;
+    let tmp = dir.join(format!(".{name}.tmp-{}", unique_suffix()));
+    let written = (|| {
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(0o600))?;
+        f.write_all(&bytes)?;
+        f.sync_all()
+    })();
+    if let Err(source) = written {
+        // A full disk (ENOSPC) or a quota: leave nothing behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    if let Err(source) = fs::rename(&tmp, path) {
+        let _ = fs::remove_file(&tmp);
+        return Err(StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
     sync_dir(dir)
 }
 

@@ -249,6 +249,8 @@ impl Tpm {
         let mut started = false;
         let mut flushed_stale = false;
         let mut tries = 0;
+        // Shown once the TPM has kept us waiting for more than a blink.
+        let mut busy: Option<crate::progress::Step> = None;
         loop {
             let response = self.send(command)?;
             let rc = frame::Header::parse(&response)
@@ -258,6 +260,11 @@ impl Tpm {
             match rc {
                 Some(rc) if rc.is_retry() && tries < MAX_RETRIES => {
                     tries += 1;
+                    if delay >= Duration::from_millis(64) && busy.is_none() {
+                        busy = Some(crate::progress::step(|| {
+                            format!("the TPM is busy ({rc}); waiting for it")
+                        }));
+                    }
                     std::thread::sleep(delay);
                     delay = (delay * 2).min(Duration::from_millis(500));
                 }

@@ -74,6 +74,22 @@ fn free_port() -> u16 {
         .port()
 }
 
+fn two_free_ports() -> (u16, u16) {
+    (free_port(), free_port())
+}
+
+/// A free port whose successor is free too (as far as a bind can tell; a port taken
+/// in between makes swtpm fail to start, and the caller tries again).
+fn adjacent_free_ports() -> (u16, u16) {
+    for _ in 0..100 {
+        let data = free_port();
+        if data < u16::MAX && TcpListener::bind(("127.0.0.1", data + 1)).is_ok() {
+            return (data, data + 1);
+        }
+    }
+    panic!("no two adjacent free loopback ports");
+}
+
 /// How the running swtpm is reached.
 #[derive(Clone, Debug)]
 pub enum Endpoint {
@@ -101,15 +117,22 @@ pub struct Swtpm {
 impl Swtpm {
     /// A swtpm on free loopback TCP ports (control on a separate free port).
     pub fn start() -> Swtpm {
-        Self::start_with(false)
+        Self::start_with(false, two_free_ports)
     }
 
     /// A swtpm whose data channel is a unix socket.
     pub fn start_unix() -> Swtpm {
-        Self::start_with(true)
+        Self::start_with(true, two_free_ports)
     }
 
-    fn start_with(unix: bool) -> Swtpm {
+    /// A swtpm on loopback TCP with the control port at data port + 1, where
+    /// tpm2-tss's swtpm TCTI (tpm2-openssl, tpm2-tools) looks for it: its
+    /// [`Swtpm::tcti`] string then serves both stacks.
+    pub fn start_tss() -> Swtpm {
+        Self::start_with(false, adjacent_free_ports)
+    }
+
+    fn start_with(unix: bool, ports: fn() -> (u16, u16)) -> Swtpm {
         let bin = swtpm_binary();
         for _attempt in 0..5 {
             let dir = TempDir::new("swtpm");
@@ -127,7 +150,7 @@ impl Swtpm {
                     Endpoint::Unix { path },
                 )
             } else {
-                let (data, ctrl) = (free_port(), free_port());
+                let (data, ctrl) = ports();
                 (
                     format!("type=tcp,port={data},bindaddr=127.0.0.1"),
                     format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"),

@@ -553,6 +553,27 @@ if [ -e /libtpmkey.so ]; then
     [ "$total" -eq $((procs * 10)) ] || fail "p11 concurrency: $total/$((procs * 10))"
 fi
 
+# The example initramfs-tools hook (dist/initramfs-tools/hooks/tpmkey) put tpmkey
+# and the keyscript into this initramfs (scripts/vm-test.sh ran it). Enrol a disk
+# key as the README says (sealed to PCR 7, and 23 here so that the test can change
+# a PCR), then get it back the way cryptsetup runs a keyscript at boot; after a PCR
+# change the keyscript must refuse (no askpass to fall back to in this initramfs).
+if has seal; then
+    export TPMKEY_TCTI=device:/dev/tpmrm0 TPMKEY_STORE=/tmp/store-rm
+    mkdir -p /etc/tpmkey
+    head -c 32 /dev/urandom >/tmp/disk-key
+    step "initramfs: seal the disk key" tpmkey seal --pcrs sha256:7,23 --in /tmp/disk-key --out /etc/tpmkey/initramfs.sealed
+    if step "initramfs: keyscript" sh -c '/usr/lib/tpmkey/tpmkey-keyscript >/tmp/unsealed-key'; then
+        cmp -s /tmp/disk-key /tmp/unsealed-key || fail "initramfs: the keyscript printed another key"
+    fi
+    step "initramfs: pcr extend 23" tpmkey pcr extend 23 --data boot-chain-changed
+    must_fail "initramfs: keyscript after a PCR change" /usr/lib/tpmkey/tpmkey-keyscript
+    grep -q 'PCR sha256:23 changed' /tmp/out && grep -q 'did not unseal' /tmp/out ||
+        fail "initramfs: the keyscript did not say why it failed (PCR 23)"
+else
+    guarded seal
+fi
+
 echo "TPMKEY-VM-STAT total in guest: $(secs $(now)) s since boot"
 echo "TPMKEY-VM-RESULT rc=$failures"
 sync

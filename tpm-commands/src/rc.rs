@@ -177,31 +177,46 @@ impl ResponseCode {
         self.0 & 0xFFFF
     }
 
+    /// True for codes a TPM, or the kernel's resource manager in front of it, can
+    /// send: bits 12-15 and 24-31 clear, layer 0 or 0x0B. Anything else (e.g.
+    /// 0xFFFFFFFF from a broken or hostile TPM) has no parts: no base code, index,
+    /// name or warning, and prints as an unknown code.
+    pub fn is_in_range(self) -> bool {
+        self.0 & 0xFF00_F000 == 0 && matches!(self.layer(), RcLayer::Tpm | RcLayer::ResourceManager)
+    }
+
     /// True for format-one codes (bit 7).
     pub fn is_format_one(self) -> bool {
-        self.low() & RC_FMT1 != 0
+        self.is_in_range() && self.low() & RC_FMT1 != 0
     }
 
     /// True for TPM 1.2 codes: format zero with RC_VER1 clear (and not success).
     pub fn is_tpm12(self) -> bool {
-        !self.is_format_one() && self.low() & RC_VER1 == 0 && self.low() != 0
+        self.is_in_range() && !self.is_format_one() && self.low() & RC_VER1 == 0 && self.low() != 0
     }
 
     /// True for vendor-defined format-zero codes (bit 10).
     pub fn is_vendor(self) -> bool {
-        !self.is_format_one() && !self.is_tpm12() && self.low() & 0x400 != 0
+        self.is_in_range() && !self.is_format_one() && !self.is_tpm12() && self.low() & 0x400 != 0
     }
 
     /// True for warnings: format zero, RC_VER1 and bit 11 set, not vendor.
     pub fn is_warning(self) -> bool {
-        !self.is_format_one() && !self.is_tpm12() && !self.is_vendor() && self.low() & 0x800 != 0
+        self.is_in_range()
+            && !self.is_format_one()
+            && !self.is_tpm12()
+            && !self.is_vendor()
+            && self.low() & 0x800 != 0
     }
 
     /// The code with its index and layer removed, comparable with the constants
-    /// (e.g. `0x098E` → [`ResponseCode::AUTH_FAIL`]).
+    /// (e.g. `0x098E` → [`ResponseCode::AUTH_FAIL`]). An out-of-range code (see
+    /// [`ResponseCode::is_in_range`]) is its own base, equal to no constant.
     pub fn base(self) -> ResponseCode {
         let low = self.low();
-        if low == 0 {
+        if !self.is_in_range() {
+            self
+        } else if low == 0 {
             ResponseCode::SUCCESS
         } else if self.is_format_one() {
             ResponseCode(RC_FMT1 | (low & 0x3F))
@@ -254,6 +269,9 @@ impl ResponseCode {
 
 impl fmt::Display for ResponseCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.is_in_range() {
+            return write!(f, "unknown response code {:#010x}", self.0);
+        }
         match self.name() {
             Some(n) => f.write_str(n)?,
             None if self.is_tpm12() => write!(f, "TPM 1.2 error {:#x}", self.low())?,
@@ -291,6 +309,33 @@ mod tests {
         assert_eq!(rc.index(), RcIndex::Session(1));
         assert!(!rc.is_warning());
         assert_eq!(rc.to_string(), "TPM_RC_AUTH_FAIL (session 1)");
+    }
+
+    #[test]
+    fn out_of_range_codes_are_unknown() {
+        for v in [
+            0xFFFF_FFFFu32,
+            0x0100_008E,
+            0x00FF_098E,
+            0x0000_F08E,
+            0x0006_098E,
+        ] {
+            let rc = ResponseCode(v);
+            assert!(!rc.is_in_range(), "{v:#x}");
+            assert_eq!(rc.to_string(), format!("unknown response code {v:#010x}"));
+            assert_eq!(rc.base(), rc);
+            assert_ne!(rc.base(), ResponseCode::AUTH_FAIL);
+            assert_eq!(rc.index(), RcIndex::None);
+            assert!(rc.name().is_none() && !rc.is_warning() && !rc.is_retry());
+        }
+        // The kernel resource manager's layer is in range.
+        let rm = ResponseCode(0x000B_0910);
+        assert!(rm.is_in_range());
+        assert_eq!(rm.base(), ResponseCode::REFERENCE_H0);
+        assert_eq!(
+            rm.to_string(),
+            "TPM_RC_REFERENCE_H0 from the resource manager"
+        );
     }
 
     #[test]

@@ -22,8 +22,11 @@ fn e(x: tpmkey::Error) -> String {
 /// only those when none is available (no terminal, e.g. in an initramfs script).
 fn pin_from(file: Option<&Path>, prompt: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     let src = PinSource {
+        what: "PIN",
         arg: None,
+        arg_flag: None,
         file,
+        file_flag: Some("--pin-file"),
         env: "TPMKEY_PIN",
         prompt,
     };
@@ -36,14 +39,17 @@ fn pin_from(file: Option<&Path>, prompt: &str) -> Result<Zeroizing<Vec<u8>>, Str
     })
 }
 
-/// Reads at most `max` bytes (+1, to tell that there was more) from `path` or
-/// stdin, into a buffer that is never reallocated (no stray copies of a secret).
+/// Reads at most `max` bytes (+1, to tell that there was more) from `path` (a
+/// regular file) or stdin, into a buffer that is never reallocated (no stray
+/// copies of a secret).
 fn read_limited(path: Option<&Path>, max: usize) -> Result<Zeroizing<Vec<u8>>, String> {
     let mut buf = Zeroizing::new(Vec::with_capacity(max + 1));
     let limit = (max + 1) as u64;
     match path {
-        Some(p) => std::fs::File::open(p)
-            .and_then(|f| f.take(limit).read_to_end(&mut buf))
+        Some(p) => tpmkey::files::open_regular(p, tpmkey::files::Links::Follow)
+            .map_err(|x| x.to_string())?
+            .take(limit)
+            .read_to_end(&mut buf)
             .map_err(|x| format!("{}: {x}", p.display()))?,
         None => std::io::stdin()
             .lock()
@@ -154,7 +160,8 @@ pub fn unseal(
     out: Option<&Path>,
     pin_file: Option<&Path>,
 ) -> Result<(), String> {
-    let bytes = std::fs::read(file).map_err(|x| format!("unseal: {}: {x}", file.display()))?;
+    let bytes = tpmkey::files::read_file(file, tpmkey::files::Links::Follow)
+        .map_err(|x| format!("unseal: {x}"))?;
     let sealed =
         SealedSecret::from_json(&bytes).map_err(|x| format!("unseal: {}: {x}", file.display()))?;
     let pin = if sealed.needs_pin() {
@@ -193,20 +200,20 @@ pub fn sign(
     input: Option<&Path>,
 ) -> Result<(), String> {
     let hash = parse_hash(hash)?;
-    let mut data = Vec::new();
-    match input {
+    // Hashed as it is read: data of any size, in constant memory.
+    let digest = match input {
         Some(p) => {
-            data = std::fs::read(p).map_err(|x| format!("{}: {x}", p.display()))?;
+            let f = tpmkey::files::open_regular(p, tpmkey::files::Links::Follow)
+                .map_err(|x| x.to_string())?;
+            hash.hash_reader(f)
+                .map_err(|x| format!("{}: {x}", p.display()))?
         }
-        None => {
-            std::io::stdin()
-                .lock()
-                .read_to_end(&mut data)
-                .map_err(|x| format!("reading stdin: {x}"))?;
-        }
-    }
+        None => hash
+            .hash_reader(std::io::stdin().lock())
+            .map_err(|x| format!("reading stdin: {x}"))?,
+    };
     let sig = app
-        .sign_data(token, label, pin, hash, &data)
+        .sign_digest(token, label, pin, hash, &digest)
         .map_err(|x| format!("sign: {x}"))?;
     println!("{}", to_hex(&sig));
     Ok(())

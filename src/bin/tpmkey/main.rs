@@ -1,276 +1,22 @@
 //! `tpmkey`: keep SSH and signing keys inside the TPM.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 use tpmkey::app::{parse_algorithm, App};
 use tpmkey::keys::templates::SrkKind;
 use tpmkey::tcti::Tcti;
 
+mod cli;
 mod cmd_check;
 mod cmd_info;
 mod cmd_seal;
+mod cmd_tss2;
 mod pin;
+mod progress;
 
+use cli::{Cli, Command, KeyCmd, PcrCmd, PinCmd, TokenCmd};
 use pin::{read_pin, PinSource};
-
-/// Keep SSH and signing keys inside the TPM.
-#[derive(Parser)]
-#[command(name = "tpmkey", version, about, long_about = None)]
-struct Cli {
-    /// TPM to use, as a TCTI string (default: $TPMKEY_TCTI, $TPM2TOOLS_TCTI, device:/dev/tpmrm0).
-    #[arg(long, short = 'T', global = true, value_name = "TCTI")]
-    tcti: Option<String>,
-    /// Key store directory (default: $TPMKEY_STORE, $XDG_DATA_HOME/tpmkey, ~/.local/share/tpmkey).
-    #[arg(long, global = true, value_name = "DIR")]
-    store: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Show what TPM this is: manufacturer, firmware, algorithms, PCR banks, lockout state, SRK.
-    Info {
-        /// Print JSON instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Walk through why a TPM cannot be used here, and what to do about it.
-    Check,
-    /// Print N random bytes from the TPM, in hex.
-    Random {
-        /// How many bytes.
-        n: usize,
-    },
-    /// Set up the key store for this TPM: find or derive the storage root key and pin it.
-    Init {
-        /// Storage root key type.
-        #[arg(long, value_parser = ["ecc", "rsa"], default_value = "ecc")]
-        srk: String,
-        /// Leave the SRK transient (derived again by every process) instead of
-        /// making it persistent at 0x81000001.
-        #[arg(long)]
-        no_persist: bool,
-    },
-    /// Tokens: groups of keys sharing a user PIN and an SO PIN.
-    #[command(subcommand)]
-    Token(TokenCmd),
-    /// Keys.
-    #[command(subcommand)]
-    Key(KeyCmd),
-    /// User PINs.
-    #[command(subcommand)]
-    Pin(PinCmd),
-    /// Seal a secret (stdin or --in, at most 128 bytes) to this TPM under a PCR
-    /// policy and/or a PIN; write the sealed file (JSON, 0600, not secret).
-    Seal {
-        /// PCRs whose current values the secret is sealed to: BANK:LIST, banks
-        /// joined with '+', e.g. sha256:7,16 or sha256:7+sha1:0; empty = none
-        /// (only with --with-pin).
-        #[arg(long, default_value = "", value_name = "PCRS")]
-        pcrs: String,
-        /// Also require a PIN (PolicyAuthValue; the TPM counts wrong guesses).
-        #[arg(long)]
-        with_pin: bool,
-        /// Read the PIN from the first line of this file (else $TPMKEY_PIN, else a prompt).
-        #[arg(long, requires = "with_pin")]
-        pin_file: Option<PathBuf>,
-        /// Read the secret from this file instead of stdin.
-        #[arg(long = "in", value_name = "FILE")]
-        input: Option<PathBuf>,
-        /// The sealed file to write.
-        #[arg(long, value_name = "FILE")]
-        out: PathBuf,
-    },
-    /// Unseal a secret sealed with `tpmkey seal`; writes the raw bytes to stdout or --out.
-    Unseal {
-        /// The sealed file.
-        file: PathBuf,
-        /// Write the secret to this file (0600) instead of stdout.
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// Read the PIN from the first line of this file (else $TPMKEY_PIN, else a prompt).
-        #[arg(long)]
-        pin_file: Option<PathBuf>,
-    },
-    /// Sign data (stdin or --in) with a key of the store; prints the signature in
-    /// hex (ECDSA r||s, RSA PKCS#1 v1.5), after checking it against the public key.
-    Sign {
-        /// The token.
-        #[arg(long)]
-        token: String,
-        /// The key's label.
-        #[arg(long)]
-        label: String,
-        /// The token's user PIN (prompted for when needed and absent).
-        #[arg(long)]
-        userpin: Option<String>,
-        /// Read the user PIN from the first line of this file.
-        #[arg(long)]
-        pin_file: Option<PathBuf>,
-        /// The hash of the data: sha256, sha384, sha512 or sha1.
-        #[arg(long, default_value = "sha256")]
-        hash: String,
-        /// Read the data from this file instead of stdin.
-        #[arg(long = "in", value_name = "FILE")]
-        input: Option<PathBuf>,
-    },
-    /// PCRs: read, extend.
-    #[command(subcommand)]
-    Pcr(PcrCmd),
-    /// Print authorized_keys lines for the keys (comment = key label).
-    SshPubkey {
-        /// Only this token.
-        #[arg(long)]
-        token: Option<String>,
-        /// Only this key.
-        #[arg(long)]
-        label: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum PcrCmd {
-    /// Extend a SHA-256 PCR with SHA-256(DATA) (TPM2_PCR_Extend). PCRs 16 (debug)
-    /// and 23 (application) only, unless --force.
-    Extend {
-        /// The PCR.
-        index: u8,
-        /// The string whose SHA-256 is extended into the PCR.
-        #[arg(long)]
-        data: String,
-        /// Allow PCRs other than 16 and 23 (this breaks secrets sealed to them until reboot).
-        #[arg(long)]
-        force: bool,
-    },
-    /// Print PCR values, e.g. `tpmkey pcr read sha256:7,16`.
-    Read {
-        /// The PCRs: BANK:LIST, banks joined with '+'.
-        pcrs: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum TokenCmd {
-    /// Add a token.
-    Add {
-        /// Its label.
-        #[arg(long)]
-        label: String,
-        /// User PIN (prompted for when absent).
-        #[arg(long)]
-        userpin: Option<String>,
-        /// Security officer PIN, to reset the user PIN (prompted for when absent).
-        #[arg(long)]
-        sopin: Option<String>,
-        /// No PIN: keys are used with no login at all.
-        #[arg(long, conflicts_with_all = ["userpin", "sopin"])]
-        no_pin: bool,
-    },
-    /// List tokens.
-    List {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove a token and its keys.
-    Rm {
-        /// Its label.
-        #[arg(long)]
-        label: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum PinCmd {
-    /// Change the user PIN (needs the old one).
-    Change {
-        /// The token.
-        #[arg(long)]
-        token: String,
-        /// The current user PIN.
-        #[arg(long)]
-        userpin: Option<String>,
-        /// The new user PIN.
-        #[arg(long)]
-        new_userpin: Option<String>,
-    },
-    /// Set a new user PIN with the SO PIN.
-    Reset {
-        /// The token.
-        #[arg(long)]
-        token: String,
-        /// The SO PIN.
-        #[arg(long)]
-        sopin: Option<String>,
-        /// The new user PIN.
-        #[arg(long)]
-        new_userpin: Option<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum KeyCmd {
-    /// Make a key inside the TPM.
-    Add {
-        /// The token.
-        #[arg(long)]
-        token: String,
-        /// The key's label.
-        #[arg(long)]
-        label: String,
-        /// ecc256, ecc384, rsa2048, rsa3072 or rsa4096.
-        #[arg(long, default_value = "ecc256")]
-        algorithm: String,
-        /// The token's user PIN (prompted for when needed and absent).
-        #[arg(long)]
-        userpin: Option<String>,
-        /// Read the user PIN from the first line of this file.
-        #[arg(long)]
-        pin_file: Option<PathBuf>,
-    },
-    /// Move an existing private key into the TPM (OpenSSH, PEM PKCS#8/SEC1/PKCS#1).
-    Import {
-        /// The token.
-        #[arg(long)]
-        token: String,
-        /// The key's label.
-        #[arg(long)]
-        label: String,
-        /// The private key file.
-        file: PathBuf,
-        /// The token's user PIN (prompted for when needed and absent).
-        #[arg(long)]
-        userpin: Option<String>,
-        /// Read the user PIN from the first line of this file.
-        #[arg(long)]
-        pin_file: Option<PathBuf>,
-        /// Read the key file's passphrase from the first line of this file
-        /// (else $TPMKEY_PASSPHRASE, else a prompt).
-        #[arg(long)]
-        passphrase_file: Option<PathBuf>,
-    },
-    /// List keys.
-    List {
-        /// Only this token.
-        #[arg(long)]
-        token: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Remove a key.
-    Rm {
-        /// The token.
-        #[arg(long)]
-        token: String,
-        /// The key's label.
-        #[arg(long)]
-        label: String,
-    },
-}
 
 fn tcti(cli: &Cli) -> Result<Tcti, tpmkey::Error> {
     match &cli.tcti {
@@ -294,8 +40,11 @@ fn user_pin_for(
         return Ok(zeroize::Zeroizing::new(Vec::new()));
     }
     read_pin(&PinSource {
+        what: "user PIN",
         arg,
+        arg_flag: Some("--userpin"),
         file,
+        file_flag: Some("--pin-file"),
         env: "TPMKEY_PIN",
         prompt: "User PIN: ",
     })
@@ -354,14 +103,20 @@ fn run(cli: &Cli) -> Result<(), String> {
                 app.token_add(label, None).map_err(e)?;
             } else {
                 let user = read_pin(&PinSource {
+                    what: "user PIN",
                     arg: userpin.as_deref(),
+                    arg_flag: Some("--userpin"),
                     file: None,
+                    file_flag: None,
                     env: "TPMKEY_PIN",
                     prompt: "New user PIN: ",
                 })?;
                 let so = read_pin(&PinSource {
+                    what: "SO PIN",
                     arg: sopin.as_deref(),
+                    arg_flag: Some("--sopin"),
                     file: None,
+                    file_flag: None,
                     env: "TPMKEY_SOPIN",
                     prompt: "New SO PIN: ",
                 })?;
@@ -398,9 +153,12 @@ fn run(cli: &Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Token(TokenCmd::Rm { label }) => {
-            app()?.token_rm(label).map_err(e)?;
+        Command::Token(TokenCmd::Rm { label, force }) => {
+            let left = app()?.token_rm(label, *force).map_err(e)?;
             println!("token {label} removed");
+            if let Some(left) = left {
+                eprintln!("tpmkey: note: {left}");
+            }
             Ok(())
         }
         Command::Key(KeyCmd::Add {
@@ -429,13 +187,26 @@ fn run(cli: &Cli) -> Result<(), String> {
             passphrase_file,
         }) => {
             let app = app()?;
-            let text = zeroize::Zeroizing::new(
-                std::fs::read(file).map_err(|x| format!("{}: {x}", file.display()))?,
-            );
+            let text = tpmkey::files::read_file(file, tpmkey::files::Links::Follow)
+                .map_err(|x| x.to_string())?;
+            if tpmkey::keys::tss2::is_tss2_pem(&text) {
+                return cmd_tss2::import(
+                    &app,
+                    token,
+                    label,
+                    file,
+                    &text,
+                    passphrase_file.as_deref(),
+                    || user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref()),
+                );
+            }
             let key = tpmkey::keys::keyfile::parse_private_key(&text, || {
                 read_pin(&PinSource {
+                    what: "passphrase for the key file",
                     arg: None,
+                    arg_flag: None,
                     file: passphrase_file.as_deref(),
+                    file_flag: Some("--passphrase-file"),
                     env: "TPMKEY_PASSPHRASE",
                     prompt: "Passphrase of the key file: ",
                 })
@@ -450,10 +221,31 @@ fn run(cli: &Cli) -> Result<(), String> {
             );
             Ok(())
         }
+        Command::Key(KeyCmd::Export {
+            token,
+            label,
+            tss2: _,
+            out,
+            no_password,
+            passphrase_file,
+            userpin,
+            pin_file,
+        }) => {
+            let app = app()?;
+            cmd_tss2::export(
+                &app,
+                token,
+                label,
+                out.as_deref(),
+                *no_password,
+                passphrase_file.as_deref(),
+                || user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref()),
+            )
+        }
         Command::Key(KeyCmd::List { token, json }) => {
             let (keys, bad) = app()?.key_list(token.as_deref()).map_err(e)?;
             for b in bad {
-                eprintln!("tpmkey: {b}");
+                eprintln!("tpmkey: skipped: {b}");
             }
             if *json {
                 let v: Vec<_> = keys.iter().map(|(t, k)| serde_json::json!({"token": t, "label": k.label, "id": k.id, "algorithm": k.algorithm, "imported": k.imported, "created": k.created})).collect();
@@ -465,18 +257,11 @@ fn run(cli: &Cli) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Key(KeyCmd::Rm { token, label }) => {
-            let app = app()?;
-            let _lock = app.store.lock().map_err(|x| x.to_string())?;
-            let (keys, _) = app.store.read_keys(token).map_err(|x| x.to_string())?;
-            let k = keys
-                .iter()
-                .find(|k| &k.label == label)
-                .ok_or_else(|| format!("token {token:?} has no key labelled {label:?}"))?;
-            app.store
-                .remove_key(token, &k.id)
-                .map_err(|x| x.to_string())?;
-            println!("key {label} removed from token {token}");
+        Command::Key(KeyCmd::Rm { token, label, id }) => {
+            let k = app()?
+                .key_rm(token, label.as_deref(), id.as_deref())
+                .map_err(e)?;
+            println!("key {} (id {}) removed from token {token}", k.label, k.id);
             Ok(())
         }
         Command::Pin(PinCmd::Change {
@@ -486,14 +271,20 @@ fn run(cli: &Cli) -> Result<(), String> {
         }) => {
             let app = app()?;
             let old = read_pin(&PinSource {
+                what: "user PIN",
                 arg: userpin.as_deref(),
+                arg_flag: Some("--userpin"),
                 file: None,
+                file_flag: None,
                 env: "TPMKEY_PIN",
                 prompt: "Current user PIN: ",
             })?;
             let new = read_pin(&PinSource {
+                what: "new user PIN",
                 arg: new_userpin.as_deref(),
+                arg_flag: Some("--new-userpin"),
                 file: None,
+                file_flag: None,
                 env: "TPMKEY_NEW_PIN",
                 prompt: "New user PIN: ",
             })?;
@@ -508,14 +299,20 @@ fn run(cli: &Cli) -> Result<(), String> {
         }) => {
             let app = app()?;
             let so = read_pin(&PinSource {
+                what: "SO PIN",
                 arg: sopin.as_deref(),
+                arg_flag: Some("--sopin"),
                 file: None,
+                file_flag: None,
                 env: "TPMKEY_SOPIN",
                 prompt: "SO PIN: ",
             })?;
             let new = read_pin(&PinSource {
+                what: "new user PIN",
                 arg: new_userpin.as_deref(),
+                arg_flag: Some("--new-userpin"),
                 file: None,
+                file_flag: None,
                 env: "TPMKEY_NEW_PIN",
                 prompt: "New user PIN: ",
             })?;
@@ -564,11 +361,18 @@ fn run(cli: &Cli) -> Result<(), String> {
         }
         Command::Pcr(PcrCmd::Read { pcrs }) => cmd_seal::pcr_read(&tcti(cli).map_err(e)?, pcrs),
         Command::SshPubkey { token, label } => {
-            let lines = app()?
+            let (lines, bad) = app()?
                 .ssh_pubkeys(token.as_deref(), label.as_deref())
                 .map_err(e)?;
+            for b in &bad {
+                eprintln!("tpmkey: skipped: {b}");
+            }
             if lines.is_empty() {
-                return Err("no keys match; add one with `tpmkey key add`".into());
+                return Err(if bad.is_empty() {
+                    "no keys match; add one with `tpmkey key add`".into()
+                } else {
+                    "no readable key matches (see above)".into()
+                });
             }
             for l in lines {
                 println!("{l}");
@@ -580,6 +384,7 @@ fn run(cli: &Cli) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::show_on_terminal();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {

@@ -1,16 +1,23 @@
-//! PIN input: `--userpin`/`--sopin` (as tpm2_ptool), `--pin-file`, `TPMKEY_PIN` /
-//! `TPMKEY_SOPIN`, else a prompt on the terminal with echo off.
+//! PIN and passphrase input: `--userpin`/`--sopin` (as tpm2_ptool), `--pin-file`,
+//! `TPMKEY_PIN` / `TPMKEY_SOPIN`, else a prompt on the terminal with echo off. A
+//! file must be a regular file (no FIFO, no device), read with a size limit.
 
 use std::io::{BufRead, Write};
 
 use zeroize::Zeroizing;
 
-/// Where a PIN may come from.
+/// Where a PIN (or a passphrase) may come from.
 pub struct PinSource<'a> {
+    /// What is asked for, for messages: "user PIN", "passphrase", …
+    pub what: &'a str,
     /// From the command line.
     pub arg: Option<&'a str>,
+    /// The option that gives it on the command line, if any ("--userpin").
+    pub arg_flag: Option<&'a str>,
     /// A file whose first line is the PIN.
     pub file: Option<&'a std::path::Path>,
+    /// The option that names such a file, if any ("--pin-file").
+    pub file_flag: Option<&'a str>,
     /// The environment variable to look at.
     pub env: &'a str,
     /// The prompt.
@@ -23,7 +30,8 @@ pub fn read_pin(src: &PinSource<'_>) -> Result<Zeroizing<Vec<u8>>, String> {
         return Ok(Zeroizing::new(p.as_bytes().to_vec()));
     }
     if let Some(f) = src.file {
-        let text = Zeroizing::new(std::fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?);
+        let text =
+            tpmkey::files::read_file(f, tpmkey::files::Links::Follow).map_err(|e| e.to_string())?;
         let line = text.split(|b| *b == b'\n').next().unwrap_or_default();
         return Ok(Zeroizing::new(
             line.strip_suffix(b"\r").unwrap_or(line).to_vec(),
@@ -33,9 +41,18 @@ pub fn read_pin(src: &PinSource<'_>) -> Result<Zeroizing<Vec<u8>>, String> {
         return Ok(Zeroizing::new(v.into_encoded_bytes()));
     }
     prompt(src.prompt).map_err(|e| {
+        let ways: Vec<&str> = [src.arg_flag, src.file_flag, Some(src.env)]
+            .into_iter()
+            .flatten()
+            .collect();
+        let ways = match ways.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
         format!(
-            "no PIN given ({e}); use --userpin/--sopin, --pin-file or {}",
-            src.env
+            "no {} given and none could be asked for ({e}); use {ways}",
+            src.what
         )
     })
 }

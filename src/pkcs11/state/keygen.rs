@@ -218,7 +218,7 @@ impl Module {
         if id.as_ref().is_some_and(|i| i.is_empty() || i.len() > 32)
             || label
                 .as_ref()
-                .is_some_and(|l| l.is_empty() || l.len() > 255)
+                .is_some_and(|l| crate::app::check_key_label(l).is_err())
         {
             return Err(CKR_ATTRIBUTE_VALUE_INVALID);
         }

@@ -22,7 +22,7 @@ mod login;
 mod objects;
 mod sign;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use cryptoki_sys::*;
@@ -192,10 +192,15 @@ pub struct KeyPairRequest {
 /// know why a TPM operation failed; PKCS#11 return codes cannot say).
 /// `TPMKEY_PKCS11_QUIET=1` silences it. Never given secrets.
 fn diagnose(e: &Error) {
+    say(&e.to_string());
+}
+
+/// One line on stderr, unless `TPMKEY_PKCS11_QUIET=1`.
+fn say(msg: &str) {
     if std::env::var_os("TPMKEY_PKCS11_QUIET").is_some_and(|v| v == "1") {
         return;
     }
-    eprintln!("libtpmkey: {e}");
+    eprintln!("libtpmkey: {msg}");
 }
 
 /// Maps a library error to a return value (after saying what went wrong when the
@@ -251,6 +256,9 @@ pub struct Module {
     objects: Vec<Option<Object>>,
     /// The TPM connection: opened at the first operation that needs it.
     conn: Option<Connected>,
+    /// Store problems already reported on stderr (each is said once, not at
+    /// every listing call).
+    reported: BTreeSet<String>,
 }
 
 impl Module {
@@ -267,11 +275,22 @@ impl Module {
                 Some(e.to_string()),
             ),
         };
-        let app = Store::default_path()
-            .ok()
-            .filter(|p| p.join("store.json").exists() || p.join("tokens").exists())
-            .and_then(|p| Store::open(p).ok())
-            .map(|store| App { store, tcti });
+        // No store yet (nothing made with `tpmkey init`) means no slots, quietly; a
+        // store that cannot be read is said on stderr, not shown as no tokens.
+        let exists = |p: &std::path::Path| std::fs::symlink_metadata(p).is_ok();
+        let (app, store_error) = match Store::default_path() {
+            Err(e) => (None, Some(format!("no tokens are shown: {e}"))),
+            Ok(p) if !exists(&p.join("store.json")) && !exists(&p.join("tokens")) => (None, None),
+            Ok(p) => match Store::open(p) {
+                Ok(store) => (Some(App { store, tcti }), None),
+                Err(e) => (
+                    None,
+                    Some(format!(
+                        "cannot read the key store, so no tokens are shown: {e}"
+                    )),
+                ),
+            },
+        };
         let mut m = Module {
             app,
             tcti_error,
@@ -281,7 +300,11 @@ impl Module {
             next_session: 1,
             objects: Vec::new(),
             conn: None,
+            reported: BTreeSet::new(),
         };
+        if let Some(e) = store_error {
+            m.report(e);
+        }
         m.refresh_slots();
         m
     }
@@ -300,18 +323,37 @@ impl Module {
         }
     }
 
-    /// Re-reads the token list; slot ids stay stable for the module's lifetime.
+    /// Says a store problem on stderr, once per module lifetime.
+    fn report(&mut self, msg: String) {
+        if !self.reported.contains(&msg) {
+            say(&msg);
+            self.reported.insert(msg);
+        }
+    }
+
+    /// Re-reads the token list; slot ids stay stable for the module's lifetime. A
+    /// token whose record cannot be read is left out, and said on stderr.
     fn refresh_slots(&mut self) {
         let Some(app) = &self.app else { return };
-        let labels = app.store.token_labels().unwrap_or_default();
-        for s in &mut self.slots {
-            s.present = labels.contains(&s.label);
-        }
+        let mut problems = Vec::new();
+        let labels = app.store.token_labels().unwrap_or_else(|e| {
+            problems.push(format!("no tokens are shown: {e}"));
+            Vec::new()
+        });
+        let mut tokens = Vec::new();
         for l in labels {
-            let token = match app.store.read_token(&l) {
-                Ok(t) => t,
-                Err(_) => continue,
-            };
+            match app.store.read_token(&l) {
+                Ok(t) => tokens.push((l, t)),
+                Err(e) => problems.push(format!("token {l:?} is not shown: {e}")),
+            }
+        }
+        for p in problems {
+            self.report(p);
+        }
+        for s in &mut self.slots {
+            s.present = tokens.iter().any(|(l, _)| *l == s.label);
+        }
+        for (l, token) in tokens {
             match self.slots.iter_mut().find(|s| s.label == l) {
                 Some(s) => s.token = token,
                 None => self.slots.push(Slot {

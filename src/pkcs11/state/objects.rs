@@ -24,11 +24,18 @@ impl Module {
         let Some(app) = &self.app else { return };
         let label = self.slots[slot].label.clone();
         let needs_login = !self.slots[slot].token.no_pin;
-        let mut keys = app
-            .store
-            .read_keys(&label)
-            .map(|(k, _)| k)
-            .unwrap_or_default();
+        // A key file that cannot be read hides that key only, and is said on stderr.
+        let mut problems = Vec::new();
+        let mut keys = match app.store.read_keys(&label) {
+            Ok((keys, bad)) => {
+                problems.extend(bad.iter().map(|e| format!("a key is not shown: {e}")));
+                keys
+            }
+            Err(e) => {
+                problems.push(format!("the keys of token {label:?} are not shown: {e}"));
+                Vec::new()
+            }
+        };
         // Oldest first, so that listings (ssh-keygen -D, pkcs11-tool -O) keep one order.
         keys.sort_by(|a, b| (a.created, &a.label).cmp(&(b.created, &b.label)));
         let path = app.store.root().join("tokens").join(&label);
@@ -59,12 +66,25 @@ impl Module {
                     *o = None;
                 }
             }
-            let (Ok(alg), Ok(wrapped), Ok(id)) = (
+            let (alg, wrapped, id) = match (
                 parse_algorithm(&k.algorithm),
                 unwrap_record(&k.blob, &path),
                 from_hex(&k.id, &path),
-            ) else {
-                continue;
+            ) {
+                (Ok(alg), Ok(wrapped), Ok(id)) => (alg, wrapped, id),
+                (a, w, i) => {
+                    let why = [a.err(), w.err(), i.err().map(Error::Store)]
+                        .into_iter()
+                        .flatten()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    problems.push(format!(
+                        "key {:?} of token {label:?} is not shown: {why}",
+                        k.label
+                    ));
+                    continue;
+                }
             };
             let view = Arc::new(KeyView {
                 label: k.label.clone(),
@@ -88,6 +108,9 @@ impl Module {
                     }),
                 }));
             }
+        }
+        for p in problems {
+            self.report(p);
         }
     }
 
