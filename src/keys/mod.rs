@@ -1,5 +1,7 @@
-//! Keys: standard templates, the storage root key (SRK), public-area conversions.
+//! Keys: standard templates, the storage root key (SRK), public-area conversions,
+//! signing, decryption and ECDH.
 
+pub mod decrypt;
 pub mod import;
 pub mod keyfile;
 pub mod ops;
