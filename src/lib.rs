@@ -96,6 +96,7 @@ pub mod store;
 pub mod tcti;
 pub mod token;
 pub mod tpm;
+pub mod tpm_facts;
 pub mod transport;
 
 pub use error::{Error, Result};

@@ -36,6 +36,8 @@ fn token(label: &str) -> TokenRecord {
         so_seal: None,
         user_seal_handle: None,
         created: 1,
+        user_pin_failures: 0,
+        so_pin_failures: 0,
     }
 }
 
@@ -58,6 +60,8 @@ fn round_trip_and_permissions() {
             public: None,
         }),
         tpm: None,
+        algorithms: None,
+        lockout: None,
     };
     store.write_record(&rec).unwrap();
     assert_eq!(store.read_record().unwrap(), rec);

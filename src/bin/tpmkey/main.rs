@@ -224,6 +224,10 @@ enum KeyCmd {
         /// ecc256, ecc384, rsa2048, rsa3072 or rsa4096.
         #[arg(long, default_value = "ecc256")]
         algorithm: String,
+        /// sign, decrypt or sign,decrypt: what the TPM lets the key do (for an
+        /// ECC key, decrypt means ECDH key agreement).
+        #[arg(long, default_value = "sign")]
+        usage: String,
         /// The token's user PIN (prompted for when needed and absent).
         #[arg(long)]
         userpin: Option<String>,
@@ -241,6 +245,10 @@ enum KeyCmd {
         label: String,
         /// The private key file.
         file: PathBuf,
+        /// sign, decrypt or sign,decrypt: what the TPM lets the key do (for an
+        /// ECC key, decrypt means ECDH key agreement).
+        #[arg(long, default_value = "sign")]
+        usage: String,
         /// The token's user PIN (prompted for when needed and absent).
         #[arg(long)]
         userpin: Option<String>,
@@ -299,6 +307,12 @@ fn user_pin_for(
         env: "TPMKEY_PIN",
         prompt: "User PIN: ",
     })
+}
+
+/// `--usage`: sign, decrypt or sign,decrypt.
+fn parse_usage(s: &str) -> Result<tpmkey::keys::templates::KeyUsage, String> {
+    tpmkey::keys::templates::KeyUsage::parse(s)
+        .ok_or_else(|| format!("unknown usage {s:?}: use sign, decrypt or sign,decrypt"))
 }
 
 fn run(cli: &Cli) -> Result<(), String> {
@@ -407,16 +421,20 @@ fn run(cli: &Cli) -> Result<(), String> {
             token,
             label,
             algorithm,
+            usage,
             userpin,
             pin_file,
         }) => {
             let app = app()?;
             let alg = parse_algorithm(algorithm).map_err(e)?;
+            let usage = parse_usage(usage)?;
             let pin = user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref())?;
-            let k = app.key_add(token, label, alg, &pin).map_err(e)?;
+            let k = app.key_add_for(token, label, alg, usage, &pin).map_err(e)?;
             println!(
-                "key {label} ({}) added to token {token}, id {}",
-                k.algorithm, k.id
+                "key {label} ({}, {}) added to token {token}, id {}",
+                k.algorithm,
+                usage.name(),
+                k.id
             );
             Ok(())
         }
@@ -424,11 +442,13 @@ fn run(cli: &Cli) -> Result<(), String> {
             token,
             label,
             file,
+            usage,
             userpin,
             pin_file,
             passphrase_file,
         }) => {
             let app = app()?;
+            let usage = parse_usage(usage)?;
             let text = zeroize::Zeroizing::new(
                 std::fs::read(file).map_err(|x| format!("{}: {x}", file.display()))?,
             );
@@ -443,10 +463,14 @@ fn run(cli: &Cli) -> Result<(), String> {
             })
             .map_err(|x| format!("{}: {x}", file.display()))?;
             let pin = user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref())?;
-            let k = app.key_import(token, label, &key, &pin).map_err(e)?;
+            let k = app
+                .key_import_for(token, label, &key, usage, &pin)
+                .map_err(e)?;
             println!(
-                "key {label} ({}) imported into token {token}, id {}",
-                k.algorithm, k.id
+                "key {label} ({}, {}) imported into token {token}, id {}",
+                k.algorithm,
+                usage.name(),
+                k.id
             );
             Ok(())
         }
@@ -456,11 +480,12 @@ fn run(cli: &Cli) -> Result<(), String> {
                 eprintln!("tpmkey: {b}");
             }
             if *json {
-                let v: Vec<_> = keys.iter().map(|(t, k)| serde_json::json!({"token": t, "label": k.label, "id": k.id, "algorithm": k.algorithm, "imported": k.imported, "created": k.created})).collect();
+                let v: Vec<_> = keys.iter().map(|(t, k)| serde_json::json!({"token": t, "label": k.label, "id": k.id, "algorithm": k.algorithm, "usage": App::key_usage(k).map(|u| u.name()), "imported": k.imported, "created": k.created})).collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 for (t, k) in keys {
-                    println!("{t}\t{}\t{}\tid {}", k.label, k.algorithm, k.id);
+                    let usage = App::key_usage(&k).map_or("?", |u| u.name());
+                    println!("{t}\t{}\t{}\tid {}\t{usage}", k.label, k.algorithm, k.id);
                 }
             }
             Ok(())
