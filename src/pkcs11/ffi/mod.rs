@@ -16,19 +16,30 @@ use cryptoki_sys::*;
 use super::mechanisms::PssParams;
 use super::state::{Module, Rv};
 
+mod decrypt;
+mod derive;
+mod digest;
+mod encrypt;
 mod keygen;
 mod objects;
+mod params;
 mod session;
 mod sign;
 mod token;
 mod unsupported;
+mod verify;
 
+use decrypt::*;
+use derive::*;
+use digest::*;
+use encrypt::*;
 use keygen::*;
 use objects::*;
 use session::*;
 use sign::*;
 use token::*;
 use unsupported::*;
+use verify::*;
 
 /// The module state; None between C_Finalize and C_Initialize.
 static STATE: Mutex<Option<Module>> = Mutex::new(None);

@@ -74,7 +74,7 @@ pub unsafe extern "C" fn C_GetMechanismList(
 ) -> CK_RV {
     with_module(|m| {
         m.slot_info(slot)?;
-        let mechs: Vec<CK_ULONG> = mechanisms::MECHANISMS.iter().map(|(x, _)| *x).collect();
+        let mechs: Vec<CK_ULONG> = mechanisms::all();
         // SAFETY: pointers as given by the caller, checked in write_list.
         unsafe { write_list(&mechs, list, count) }
     })
@@ -90,7 +90,7 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
         m.slot_info(slot)?;
         // SAFETY: checked for null by `out`.
         let info = unsafe { out(info) }?;
-        let (min, max, flags) = mechanisms::info(mech).ok_or(CKR_MECHANISM_INVALID)?;
+        let (min, max, flags) = m.mechanism_info(mech)?;
         info.ulMinKeySize = min;
         info.ulMaxKeySize = max;
         info.flags = flags;

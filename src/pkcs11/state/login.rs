@@ -59,9 +59,14 @@ impl Module {
                 // destructors (ssh's fatal() ends in _exit): leave nothing loaded
                 // on a TPM without a resource manager. A retry starts a new session.
                 self.flush_session();
+                self.note_pin_failure(&label, so, rv);
                 return Err(rv);
             }
         };
+        if let Some(app) = &self.app {
+            // Clears the failure count (a store write only when it was not zero).
+            let _ = app.note_pin(&label, so, true);
+        }
         self.slots[slot].login = Some(if so {
             Login::So(secret)
         } else {
@@ -83,8 +88,44 @@ impl Module {
         for s in self.sessions.values_mut().filter(|s| s.slot == slot) {
             s.find = None;
             s.sign = None;
+            s.ops.decrypt = None;
+        }
+        // §5.6 C_Logout: the private session objects of the token are destroyed.
+        let private: Vec<usize> = self
+            .objects
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| {
+                o.as_ref()
+                    .is_some_and(|o| o.slot == slot && o.session.is_some() && o.is_private())
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for i in private {
+            self.objects[i] = None;
+            self.unload((i + 1) as CK_OBJECT_HANDLE);
         }
         Ok(())
+    }
+
+    /// After a PIN the TPM refused (or refused to check, in lockout): count it
+    /// for the token, and read the TPM's dictionary-attack counters while the
+    /// connection is open anyway (one TPM2_GetCapability), so that
+    /// C_GetTokenInfo can show CKF_*_PIN_FINAL_TRY and CKF_*_PIN_LOCKED.
+    pub(super) fn note_pin_failure(&mut self, label: &str, so: bool, rv: Rv) {
+        if rv != CKR_PIN_INCORRECT && rv != CKR_PIN_LOCKED {
+            return;
+        }
+        if let Some(app) = &self.app {
+            let _ = app.note_pin(label, so, false);
+        }
+        let lockout = self
+            .conn
+            .as_mut()
+            .and_then(|c| crate::tpm_facts::read_lockout(&mut c.tpm).ok());
+        if let (Some(app), Some(l)) = (&self.app, lockout) {
+            let _ = app.note_lockout(l);
+        }
     }
 
     pub(super) fn user_logged_in(&self, slot: usize) -> bool {
