@@ -12,6 +12,10 @@ need pkcs11-tool opensc
 need p11-kit p11-kit
 need musl-gcc musl-tools
 need file file
+# The PKCS#11 client tests (tests/pkcs11_clients.rs): openssl pkeyutl/cms/x509 and
+# the OpenSSL engine that loads a PKCS#11 module.
+need openssl openssl
+[ -e /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so ] || need_pkgs+=(libengine-pkcs11-openssl)
 # The VM test (tests/vm.rs): qemu, a kernel with the TPM drivers built in, a static
 # busybox for the initramfs, cpio to pack it.
 need qemu-system-x86_64 qemu-system-x86

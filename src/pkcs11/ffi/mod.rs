@@ -207,15 +207,17 @@ pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
 #[no_mangle]
 pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
     guard(|| {
-        if !reserved.is_null() {
-            return CKR_ARGUMENTS_BAD;
-        }
         let mut g = lock();
         match g.take() {
             None => CKR_CRYPTOKI_NOT_INITIALIZED,
             Some(m) if m.pid() != std::process::id() => {
                 m.abandon();
                 CKR_CRYPTOKI_NOT_INITIALIZED
+            }
+            // Initialization first, then the argument (§5.4).
+            Some(m) if !reserved.is_null() => {
+                *g = Some(m);
+                CKR_ARGUMENTS_BAD
             }
             // Dropping the module flushes its loaded keys and session.
             Some(m) => {

@@ -158,11 +158,15 @@ impl Module {
             ))
         })?;
         let raw = r.map_err(|e| match &e {
-            // Padding, label or a ciphertext above the modulus (Part 3 §14.3).
+            // Padding, label or a ciphertext above the modulus: TPM_RC_VALUE or
+            // TPM_RC_SIZE (Part 3 §14.3); libtpms (swtpm) answers TPM_RC_FAILURE
+            // when its OpenSSL refuses the padding, without entering failure mode.
             Error::Tpm { rc, .. }
                 if matches!(
                     rc.base(),
-                    tpm_commands::rc::ResponseCode::VALUE | tpm_commands::rc::ResponseCode::SIZE
+                    tpm_commands::rc::ResponseCode::VALUE
+                        | tpm_commands::rc::ResponseCode::SIZE
+                        | tpm_commands::rc::ResponseCode::FAILURE
                 ) =>
             {
                 CKR_ENCRYPTED_DATA_INVALID
