@@ -19,6 +19,7 @@ use common::p11::*;
 use common::proxy::TpmProxy;
 use common::{Swtpm, TempDir};
 use cryptoki_sys::*;
+use sha2::Digest;
 
 /// A swtpm with a PIN token "t" holding the keys `keys` (label, algorithm, usage).
 struct Setup {
@@ -1195,5 +1196,770 @@ fn plaintexts_and_shared_secrets_never_cross_the_bus() {
             "input {i} in clear on the wire"
         );
     }
+    finalize();
+}
+
+/// C_Digest or C_DigestFinal output with a `cap`-byte buffer (None: a length
+/// query): (rv, length, bytes).
+fn digest_out(
+    h: CK_SESSION_HANDLE,
+    data: Option<&[u8]>,
+    cap: Option<usize>,
+) -> (CK_RV, usize, Vec<u8>) {
+    let mut out = vec![0u8; cap.unwrap_or(0)];
+    let mut len = cap.unwrap_or(0) as CK_ULONG;
+    let buf = if cap.is_some() {
+        out.as_mut_ptr()
+    } else {
+        null_mut()
+    };
+    let rv = match data {
+        Some(d) => ck!(C_Digest(
+            h,
+            d.as_ptr() as *mut u8,
+            d.len() as CK_ULONG,
+            buf,
+            &mut len
+        )),
+        None => ck!(C_DigestFinal(h, buf, &mut len)),
+    };
+    out.truncate((len as usize).min(out.len()));
+    (rv, len as usize, out)
+}
+
+#[test]
+fn digests_in_software_without_login() {
+    let _t = turn();
+    let s = Setup::new(&[]);
+    let proxy = TpmProxy::start(s.sim.data_port());
+    environment(&proxy.tcti(), &s.store());
+    init();
+    let h = open(slots()[0], false);
+    let data = b"0123456789".repeat(10);
+    proxy.clear();
+    for (m, want) in [
+        (CKM_SHA_1, sha1::Sha1::digest(&data).to_vec()),
+        (CKM_SHA256, sha2::Sha256::digest(&data).to_vec()),
+        (CKM_SHA384, sha2::Sha384::digest(&data).to_vec()),
+        (CKM_SHA512, sha2::Sha512::digest(&data).to_vec()),
+    ] {
+        let mut mm = mech(m);
+        // Single part, with the length protocol: the query and a short buffer
+        // keep the operation and leave the data unhashed.
+        assert_eq!(ck!(C_DigestInit(h, &mut mm)), CKR_OK);
+        assert_eq!(ck!(C_DigestInit(h, &mut mm)), CKR_OPERATION_ACTIVE);
+        assert_eq!(
+            digest_out(h, Some(&data), None),
+            (CKR_OK, want.len(), vec![])
+        );
+        assert_eq!(digest_out(h, Some(&data), Some(4)).0, CKR_BUFFER_TOO_SMALL);
+        assert_eq!(
+            digest_out(h, Some(&data), Some(64)),
+            (CKR_OK, want.len(), want.clone())
+        );
+        assert_eq!(
+            digest_out(h, Some(&data), Some(64)).0,
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        // In parts.
+        assert_eq!(ck!(C_DigestInit(h, &mut mm)), CKR_OK);
+        for part in data.chunks(7) {
+            assert_eq!(
+                ck!(C_DigestUpdate(
+                    h,
+                    part.as_ptr() as *mut u8,
+                    part.len() as CK_ULONG
+                )),
+                CKR_OK
+            );
+        }
+        assert_eq!(digest_out(h, None, Some(1)).0, CKR_BUFFER_TOO_SMALL);
+        assert_eq!(digest_out(h, None, Some(64)), (CKR_OK, want.len(), want));
+        assert_eq!(
+            digest_out(h, None, Some(64)).0,
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+    }
+    assert_eq!(proxy.command_count(), 0, "digests never ask the TPM");
+    let mut md5 = mech(CKM_MD5);
+    assert_eq!(ck!(C_DigestInit(h, &mut md5)), CKR_MECHANISM_INVALID);
+    let mut junk = [0u8; 4];
+    let mut with_params = mech_with(CKM_SHA256, &mut junk);
+    assert_eq!(
+        ck!(C_DigestInit(h, &mut with_params)),
+        CKR_MECHANISM_PARAM_INVALID
+    );
+    assert_eq!(
+        digest_out(h, Some(b"x"), Some(64)).0,
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+    finalize();
+}
+
+/// C_Sign with a big enough buffer.
+fn sign(h: CK_SESSION_HANDLE, key: CK_OBJECT_HANDLE, m: &mut CK_MECHANISM, data: &[u8]) -> Vec<u8> {
+    assert_eq!(ck!(C_SignInit(h, m, key)), CKR_OK);
+    let mut sig = vec![0u8; 512];
+    let mut len = 512 as CK_ULONG;
+    assert_eq!(
+        ck!(C_Sign(
+            h,
+            data.as_ptr() as *mut u8,
+            data.len() as CK_ULONG,
+            sig.as_mut_ptr(),
+            &mut len
+        )),
+        CKR_OK
+    );
+    sig.truncate(len as usize);
+    sig
+}
+
+/// C_VerifyInit + C_Verify, or with the data in `parts` through C_VerifyUpdate
+/// and C_VerifyFinal.
+fn verify(
+    h: CK_SESSION_HANDLE,
+    key: CK_OBJECT_HANDLE,
+    m: &mut CK_MECHANISM,
+    data: &[u8],
+    sig: &[u8],
+    parts: Option<usize>,
+) -> CK_RV {
+    let rv = ck!(C_VerifyInit(h, m, key));
+    if rv != CKR_OK {
+        return rv;
+    }
+    let s = sig.as_ptr() as *mut u8;
+    match parts {
+        None => ck!(C_Verify(
+            h,
+            data.as_ptr() as *mut u8,
+            data.len() as CK_ULONG,
+            s,
+            sig.len() as CK_ULONG
+        )),
+        Some(n) => {
+            for part in data.chunks(n) {
+                let rv = ck!(C_VerifyUpdate(
+                    h,
+                    part.as_ptr() as *mut u8,
+                    part.len() as CK_ULONG
+                ));
+                if rv != CKR_OK {
+                    return rv;
+                }
+            }
+            ck!(C_VerifyFinal(h, s, sig.len() as CK_ULONG))
+        }
+    }
+}
+
+#[test]
+fn verification_of_every_signing_mechanism_and_encryption_in_software() {
+    let _t = turn();
+    let s = Setup::new(&[
+        ("ec", "ecc256", "sign"),
+        ("ec384", "ecc384", "sign"),
+        ("rsa", "rsa2048", "sign,decrypt"),
+        ("rsa-dec", "rsa2048", "decrypt"),
+    ]);
+    let proxy = TpmProxy::start(s.sim.data_port());
+    environment(&proxy.tcti(), &s.store());
+    init();
+    let h = open(slots()[0], false);
+    assert_eq!(login(h, CKU_USER, "1234"), CKR_OK);
+    let data = b"what the TPM signed, checked in software".to_vec();
+    let sha256 = sha2::Sha256::digest(&data).to_vec();
+    let mut di = vec![
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+        0x05, 0x00, 0x04, 0x20,
+    ];
+    di.extend_from_slice(&sha256);
+    let pss = |hash, mgf, len| CK_RSA_PKCS_PSS_PARAMS {
+        hashAlg: hash,
+        mgf,
+        sLen: len,
+    };
+    for (label, mechanism, pss_params, input) in [
+        ("ec", CKM_ECDSA, None, sha256.clone()),
+        ("ec", CKM_ECDSA_SHA1, None, data.clone()),
+        ("ec", CKM_ECDSA_SHA256, None, data.clone()),
+        ("ec384", CKM_ECDSA_SHA384, None, data.clone()),
+        ("ec384", CKM_ECDSA_SHA512, None, data.clone()),
+        ("rsa", CKM_RSA_PKCS, None, di.clone()),
+        ("rsa", CKM_SHA1_RSA_PKCS, None, data.clone()),
+        ("rsa", CKM_SHA256_RSA_PKCS, None, data.clone()),
+        ("rsa", CKM_SHA384_RSA_PKCS, None, data.clone()),
+        ("rsa", CKM_SHA512_RSA_PKCS, None, data.clone()),
+        (
+            "rsa",
+            CKM_RSA_PKCS_PSS,
+            Some(pss(CKM_SHA256, CKG_MGF1_SHA256, 32)),
+            sha256.clone(),
+        ),
+        (
+            "rsa",
+            CKM_SHA256_RSA_PKCS_PSS,
+            Some(pss(CKM_SHA256, CKG_MGF1_SHA256, 32)),
+            data.clone(),
+        ),
+        (
+            "rsa",
+            CKM_SHA384_RSA_PKCS_PSS,
+            Some(pss(CKM_SHA384, CKG_MGF1_SHA384, 48)),
+            data.clone(),
+        ),
+        (
+            "rsa",
+            CKM_SHA512_RSA_PKCS_PSS,
+            Some(pss(CKM_SHA512, CKG_MGF1_SHA512, 64)),
+            data.clone(),
+        ),
+    ] {
+        let key = find_one(h, CKO_PRIVATE_KEY, label);
+        let pubkey = find_one(h, CKO_PUBLIC_KEY, label);
+        let mut params = pss_params;
+        let mut m = match params.as_mut() {
+            Some(p) => mech_with(mechanism, p),
+            None => mech(mechanism),
+        };
+        let sig = sign(h, key, &mut m, &input);
+        proxy.clear();
+        assert_eq!(
+            verify(h, pubkey, &mut m, &input, &sig, None),
+            CKR_OK,
+            "{mechanism:#x}"
+        );
+        assert_eq!(
+            verify(h, pubkey, &mut m, &input, &sig, Some(5)),
+            CKR_OK,
+            "{mechanism:#x} in parts"
+        );
+        assert_eq!(proxy.command_count(), 0, "verification asks no TPM");
+        let mut bad = sig.clone();
+        bad[sig.len() / 2] ^= 1;
+        assert_eq!(
+            verify(h, pubkey, &mut m, &input, &bad, None),
+            CKR_SIGNATURE_INVALID,
+            "{mechanism:#x}"
+        );
+        assert_eq!(
+            verify(h, pubkey, &mut m, &input, &sig[1..], None),
+            CKR_SIGNATURE_LEN_RANGE,
+            "{mechanism:#x}"
+        );
+        // C_Verify always ends the operation.
+        assert_eq!(
+            ck!(C_Verify(
+                h,
+                input.as_ptr() as *mut u8,
+                input.len() as CK_ULONG,
+                sig.as_ptr() as *mut u8,
+                sig.len() as CK_ULONG
+            )),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        // The private key is no verification key.
+        assert_eq!(
+            verify(h, key, &mut m, &input, &sig, None),
+            CKR_KEY_FUNCTION_NOT_PERMITTED
+        );
+    }
+    let ec_pub = find_one(h, CKO_PUBLIC_KEY, "ec");
+    let rsa_pub = find_one(h, CKO_PUBLIC_KEY, "rsa");
+    let mut m = mech(CKM_ECDSA);
+    assert_eq!(
+        verify(h, ec_pub, &mut m, &[1; 33], &[0; 64], None),
+        CKR_SIGNATURE_INVALID
+    );
+    assert_eq!(
+        verify(h, rsa_pub, &mut mech(CKM_ECDSA), &sha256, &[0; 256], None),
+        CKR_KEY_TYPE_INCONSISTENT
+    );
+    assert_eq!(
+        verify(
+            h,
+            ec_pub,
+            &mut mech(CKM_RSA_PKCS_OAEP),
+            &sha256,
+            &[0; 64],
+            None
+        ),
+        CKR_MECHANISM_INVALID
+    );
+    let dec_pub = find_one(h, CKO_PUBLIC_KEY, "rsa-dec");
+    assert_eq!(attr(h, dec_pub, CKA_VERIFY), [0]);
+    assert_eq!(
+        verify(h, dec_pub, &mut mech(CKM_RSA_PKCS), &di, &[0; 256], None),
+        CKR_KEY_FUNCTION_NOT_PERMITTED
+    );
+    // An error in C_VerifyUpdate ends the operation (raw input over its limit).
+    assert_eq!(ck!(C_VerifyInit(h, &mut mech(CKM_ECDSA), ec_pub)), CKR_OK);
+    let big = vec![0u8; 2000];
+    assert_eq!(
+        ck!(C_VerifyUpdate(h, big.as_ptr() as *mut u8, 2000)),
+        CKR_DATA_LEN_RANGE
+    );
+    assert_eq!(
+        ck!(C_VerifyFinal(h, big.as_ptr() as *mut u8, 64)),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+
+    // Encryption with the public key in software, decrypted in the TPM.
+    let msg = b"encrypted by the module, decrypted by the TPM";
+    let rsa_key = find_one(h, CKO_PRIVATE_KEY, "rsa");
+    for (mechanism, hash) in [
+        (CKM_RSA_PKCS, 0),
+        (CKM_RSA_PKCS_OAEP, CKM_SHA_1),
+        (CKM_RSA_PKCS_OAEP, CKM_SHA384),
+    ] {
+        let mut params = oaep_params(hash, b"a label");
+        let mut m = if mechanism == CKM_RSA_PKCS {
+            mech(mechanism)
+        } else {
+            mech_with(mechanism, &mut params)
+        };
+        assert_eq!(ck!(C_EncryptInit(h, &mut m, rsa_pub)), CKR_OK);
+        assert_eq!(ck!(C_EncryptInit(h, &mut m, rsa_pub)), CKR_OPERATION_ACTIVE);
+        proxy.clear();
+        let (mut out, mut len) = (vec![0u8; 256], 0 as CK_ULONG);
+        assert_eq!(
+            ck!(C_Encrypt(
+                h,
+                msg.as_ptr() as *mut u8,
+                msg.len() as CK_ULONG,
+                null_mut(),
+                &mut len
+            )),
+            CKR_OK
+        );
+        assert_eq!(len, 256);
+        len = 10;
+        assert_eq!(
+            ck!(C_Encrypt(
+                h,
+                msg.as_ptr() as *mut u8,
+                msg.len() as CK_ULONG,
+                out.as_mut_ptr(),
+                &mut len
+            )),
+            CKR_BUFFER_TOO_SMALL
+        );
+        len = 256;
+        assert_eq!(
+            ck!(C_Encrypt(
+                h,
+                msg.as_ptr() as *mut u8,
+                msg.len() as CK_ULONG,
+                out.as_mut_ptr(),
+                &mut len
+            )),
+            CKR_OK
+        );
+        assert_eq!(proxy.command_count(), 0, "encryption asks no TPM");
+        out.truncate(len as usize);
+        assert_eq!(decrypt(h, rsa_key, &mut m, &out).unwrap(), msg);
+    }
+    // Too long for PKCS #1 v1.5 (k - 11): the operation ends.
+    let mut m = mech(CKM_RSA_PKCS);
+    assert_eq!(ck!(C_EncryptInit(h, &mut m, rsa_pub)), CKR_OK);
+    let (long, mut out, mut len) = (vec![1u8; 246], vec![0u8; 256], 256 as CK_ULONG);
+    assert_eq!(
+        ck!(C_Encrypt(
+            h,
+            long.as_ptr() as *mut u8,
+            246,
+            out.as_mut_ptr(),
+            &mut len
+        )),
+        CKR_DATA_LEN_RANGE
+    );
+    assert_eq!(
+        ck!(C_Encrypt(
+            h,
+            long.as_ptr() as *mut u8,
+            10,
+            out.as_mut_ptr(),
+            &mut len
+        )),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+    // Single-part only; keys that do not encrypt.
+    assert_eq!(ck!(C_EncryptInit(h, &mut m, rsa_pub)), CKR_OK);
+    assert_eq!(
+        ck!(C_EncryptUpdate(
+            h,
+            long.as_ptr() as *mut u8,
+            10,
+            out.as_mut_ptr(),
+            &mut len
+        )),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+    assert_eq!(
+        ck!(C_EncryptFinal(h, out.as_mut_ptr(), &mut len)),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+    len = 256;
+    assert_eq!(
+        ck!(C_Encrypt(
+            h,
+            long.as_ptr() as *mut u8,
+            10,
+            out.as_mut_ptr(),
+            &mut len
+        )),
+        CKR_OK,
+        "still active"
+    );
+    assert_eq!(
+        ck!(C_EncryptInit(h, &mut m, ec_pub)),
+        CKR_KEY_TYPE_INCONSISTENT
+    );
+    assert_eq!(
+        ck!(C_EncryptInit(h, &mut m, rsa_key)),
+        CKR_KEY_FUNCTION_NOT_PERMITTED
+    );
+    let ec_only = find_one(h, CKO_PUBLIC_KEY, "ec384");
+    assert_eq!(attr(h, ec_only, CKA_ENCRYPT), [0]);
+    assert_eq!(
+        ck!(C_EncryptInit(h, &mut mech(CKM_RSA_X_509), rsa_pub)),
+        CKR_MECHANISM_INVALID
+    );
+    finalize();
+}
+
+#[test]
+fn random_seeding_goes_to_the_tpm_encrypted() {
+    let _t = turn();
+    let s = Setup::new(&[]);
+    let proxy = TpmProxy::start(s.sim.data_port());
+    environment(&proxy.tcti(), &s.store());
+    init();
+    let h = open(slots()[0], false);
+    let seed: Vec<u8> = (0..100u8).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+    proxy.clear();
+    assert_eq!(ck!(C_SeedRandom(h, seed.as_ptr() as *mut u8, 100)), CKR_OK);
+    const TPM_CC_STIR_RANDOM: u32 = 0x146;
+    assert_eq!(cc_count(&proxy, TPM_CC_STIR_RANDOM), 1);
+    assert!(
+        !proxy.saw_bytes(&seed[..16]),
+        "the seed in clear on the wire"
+    );
+    // A long seed is condensed to one TPM2_StirRandom; an empty one needs none.
+    let long = vec![3u8; 4000];
+    assert_eq!(ck!(C_SeedRandom(h, long.as_ptr() as *mut u8, 4000)), CKR_OK);
+    assert_eq!(ck!(C_SeedRandom(h, null_mut(), 0)), CKR_OK);
+    assert_eq!(cc_count(&proxy, TPM_CC_STIR_RANDOM), 2);
+    assert_eq!(
+        ck!(C_SeedRandom(BAD, null_mut(), 4)),
+        CKR_SESSION_HANDLE_INVALID
+    );
+    assert_eq!(ck!(C_SeedRandom(h, null_mut(), 4)), CKR_ARGUMENTS_BAD);
+    finalize();
+}
+
+/// C_GenerateKeyPair: (rv, public, private).
+fn generate(
+    h: CK_SESSION_HANDLE,
+    mechanism: CK_MECHANISM_TYPE,
+    public: &mut [CK_ATTRIBUTE],
+    private: &mut [CK_ATTRIBUTE],
+) -> (CK_RV, CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
+    let mut m = mech(mechanism);
+    let (mut pk, mut sk) = (0, 0);
+    let rv = ck!(C_GenerateKeyPair(
+        h,
+        &mut m,
+        public.as_mut_ptr(),
+        public.len() as CK_ULONG,
+        private.as_mut_ptr(),
+        private.len() as CK_ULONG,
+        &mut pk,
+        &mut sk
+    ));
+    (rv, pk, sk)
+}
+
+const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+const TPM_CC_FLUSH_CONTEXT: u32 = 0x165;
+
+#[test]
+fn session_key_pairs_usages_and_sizes() {
+    let _t = turn();
+    let s = Setup::new(&[]);
+    let proxy = TpmProxy::start(s.sim.data_port());
+    environment(&proxy.tcti(), &s.store());
+    init();
+    let slot = slots()[0];
+    let ro = open(slot, false);
+    let data = sha2::Sha256::digest(b"signed by a session key").to_vec();
+
+    // What this TPM makes was recorded at `tpmkey init` (swtpm 0.7: no
+    // RSA-4096): the mechanism info says so, and asks no TPM.
+    proxy.clear();
+    let mut mi: CK_MECHANISM_INFO = unsafe { std::mem::zeroed() };
+    assert_eq!(
+        ck!(C_GetMechanismInfo(slot, CKM_RSA_PKCS_KEY_PAIR_GEN, &mut mi)),
+        CKR_OK
+    );
+    assert_eq!((mi.ulMinKeySize, mi.ulMaxKeySize), (2048, 3072));
+    assert_eq!(
+        ck!(C_GetMechanismInfo(slot, CKM_RSA_PKCS_OAEP, &mut mi)),
+        CKR_OK
+    );
+    assert_eq!(
+        mi.flags & (CKF_ENCRYPT | CKF_DECRYPT),
+        CKF_ENCRYPT | CKF_DECRYPT
+    );
+    assert_eq!(
+        ck!(C_GetMechanismInfo(slot, CKM_ECDH1_DERIVE, &mut mi)),
+        CKR_OK
+    );
+    assert_eq!(
+        (mi.ulMinKeySize, mi.ulMaxKeySize, mi.flags & CKF_DERIVE),
+        (256, 384, CKF_DERIVE)
+    );
+    assert_eq!(ck!(C_GetMechanismInfo(slot, CKM_SHA512, &mut mi)), CKR_OK);
+    assert_eq!(mi.flags, CKF_DIGEST);
+    assert_eq!(
+        ck!(C_GetMechanismInfo(slot, CKM_RSA_X_509, &mut mi)),
+        CKR_MECHANISM_INVALID
+    );
+    // Sizes refused: below 2048 by design, 4096 by this TPM, before any command.
+    for bits in [1024 as CK_ULONG, 4096] {
+        let mut public = [ulong_attr(CKA_MODULUS_BITS, &bits)];
+        let mut private = [bool_attr(CKA_PRIVATE, false)];
+        assert_eq!(
+            generate(ro, CKM_RSA_PKCS_KEY_PAIR_GEN, &mut public, &mut private).0,
+            CKR_KEY_SIZE_RANGE,
+            "{bits} bits"
+        );
+    }
+    assert_eq!(
+        proxy.command_count(),
+        0,
+        "{:x?}",
+        proxy.exchanges().iter().map(|e| e.cc()).collect::<Vec<_>>()
+    );
+
+    // No CKA_TOKEN: session objects, even in a read-only public session when
+    // the private key is not private (CKA_PRIVATE false).
+    let mut public = [
+        bytes_attr(CKA_EC_PARAMS, &P256),
+        bytes_attr(CKA_LABEL, b"session"),
+    ];
+    let mut private = [bool_attr(CKA_PRIVATE, false), bool_attr(CKA_SIGN, true)];
+    let (rv, pk, sk) = generate(ro, CKM_EC_KEY_PAIR_GEN, &mut public, &mut private);
+    assert_eq!(rv, CKR_OK);
+    assert_eq!(attr(ro, sk, CKA_TOKEN), [0]);
+    assert_eq!(attr(ro, pk, CKA_TOKEN), [0]);
+    assert_eq!(attr(ro, sk, CKA_PRIVATE), [0]);
+    assert_eq!(attr(ro, sk, CKA_DERIVE), [0]);
+    assert_eq!(attr(ro, sk, CKA_LABEL), b"session");
+    let sig = sign(ro, sk, &mut mech(CKM_ECDSA), &data);
+    assert_eq!(
+        verify(ro, pk, &mut mech(CKM_ECDSA), &data, &sig, None),
+        CKR_OK
+    );
+    assert!(
+        tk(&s.sim.tcti(), &s.store(), &["key", "list"]).is_empty(),
+        "a session key never touches the store"
+    );
+    // A private key object needs the user; token objects a read/write session.
+    let mut public = [bytes_attr(CKA_EC_PARAMS, &P256)];
+    assert_eq!(
+        generate(ro, CKM_EC_KEY_PAIR_GEN, &mut public, &mut []).0,
+        CKR_USER_NOT_LOGGED_IN
+    );
+    let mut token = [bool_attr(CKA_TOKEN, true)];
+    assert_eq!(
+        generate(ro, CKM_EC_KEY_PAIR_GEN, &mut public, &mut token).0,
+        CKR_SESSION_READ_ONLY
+    );
+    // C_CloseSession takes the session's objects, and flushes its loaded key.
+    proxy.clear();
+    assert_eq!(ck!(C_CloseSession(ro)), CKR_OK);
+    assert_eq!(cc_count(&proxy, TPM_CC_FLUSH_CONTEXT), 1);
+    let rw = open(slot, true);
+    assert_eq!(try_attr(rw, sk, CKA_LABEL), Err(CKR_OBJECT_HANDLE_INVALID));
+    assert_eq!(try_attr(rw, pk, CKA_LABEL), Err(CKR_OBJECT_HANDLE_INVALID));
+
+    // Usages from the templates; the TPM object's attributes follow them.
+    assert_eq!(login(rw, CKU_USER, "1234"), CKR_OK);
+    let bits: CK_ULONG = 2048;
+    let mut public = [
+        ulong_attr(CKA_MODULUS_BITS, &bits),
+        bool_attr(CKA_ENCRYPT, true),
+    ];
+    let mut private = [bool_attr(CKA_DECRYPT, true)];
+    let (rv, rpk, rsk) = generate(rw, CKM_RSA_PKCS_KEY_PAIR_GEN, &mut public, &mut private);
+    assert_eq!(rv, CKR_OK);
+    assert_eq!(attr(rw, rsk, CKA_DECRYPT), [1]);
+    assert_eq!(attr(rw, rsk, CKA_SIGN), [0]);
+    assert_eq!(attr(rw, rpk, CKA_VERIFY), [0]);
+    assert_eq!(
+        ck!(C_SignInit(rw, &mut mech(CKM_SHA256_RSA_PKCS), rsk)),
+        CKR_KEY_FUNCTION_NOT_PERMITTED
+    );
+    let ct = rsa_public(rw, rpk)
+        .encrypt(
+            &mut rand_core::OsRng,
+            rsa::Pkcs1v15Encrypt,
+            b"to a session key",
+        )
+        .unwrap();
+    assert_eq!(
+        decrypt(rw, rsk, &mut mech(CKM_RSA_PKCS), &ct).unwrap(),
+        b"to a session key"
+    );
+    for (mechanism, mut public, mut private) in [
+        // ECDH is derivation, not decryption; RSA does not derive.
+        (
+            CKM_EC_KEY_PAIR_GEN,
+            vec![bytes_attr(CKA_EC_PARAMS, &P256)],
+            vec![bool_attr(CKA_DECRYPT, true)],
+        ),
+        (
+            CKM_RSA_PKCS_KEY_PAIR_GEN,
+            vec![ulong_attr(CKA_MODULUS_BITS, &bits)],
+            vec![bool_attr(CKA_DERIVE, true)],
+        ),
+        // The halves disagree; nothing left to do; unwrapping is not offered.
+        (
+            CKM_EC_KEY_PAIR_GEN,
+            vec![
+                bytes_attr(CKA_EC_PARAMS, &P256),
+                bool_attr(CKA_VERIFY, false),
+            ],
+            vec![bool_attr(CKA_SIGN, true)],
+        ),
+        (
+            CKM_EC_KEY_PAIR_GEN,
+            vec![bytes_attr(CKA_EC_PARAMS, &P256)],
+            vec![bool_attr(CKA_SIGN, false)],
+        ),
+        (
+            CKM_RSA_PKCS_KEY_PAIR_GEN,
+            vec![ulong_attr(CKA_MODULUS_BITS, &bits)],
+            vec![bool_attr(CKA_UNWRAP, true)],
+        ),
+        // A token key of a PIN token is private: CKA_PRIVATE false is refused,
+        // never ignored.
+        (
+            CKM_EC_KEY_PAIR_GEN,
+            vec![bytes_attr(CKA_EC_PARAMS, &P256)],
+            vec![bool_attr(CKA_TOKEN, true), bool_attr(CKA_PRIVATE, false)],
+        ),
+        // The halves live alike.
+        (
+            CKM_EC_KEY_PAIR_GEN,
+            vec![
+                bytes_attr(CKA_EC_PARAMS, &P256),
+                bool_attr(CKA_TOKEN, false),
+            ],
+            vec![bool_attr(CKA_TOKEN, true)],
+        ),
+    ] {
+        assert_eq!(
+            generate(rw, mechanism, &mut public, &mut private).0,
+            CKR_TEMPLATE_INCONSISTENT
+        );
+    }
+    // pkcs11-tool --keypairgen's defaults: EC signs and derives.
+    let mut public = [
+        bytes_attr(CKA_EC_PARAMS, &P256),
+        bool_attr(CKA_VERIFY, true),
+        bool_attr(CKA_DERIVE, true),
+        bool_attr(CKA_TOKEN, true),
+        bytes_attr(CKA_LABEL, b"both"),
+    ];
+    let mut private = [
+        bool_attr(CKA_SIGN, true),
+        bool_attr(CKA_DERIVE, true),
+        bool_attr(CKA_TOKEN, true),
+    ];
+    let (rv, _, both) = generate(rw, CKM_EC_KEY_PAIR_GEN, &mut public, &mut private);
+    assert_eq!(rv, CKR_OK);
+    assert_eq!(
+        (
+            attr(rw, both, CKA_SIGN),
+            attr(rw, both, CKA_DERIVE),
+            attr(rw, both, CKA_TOKEN)
+        ),
+        (vec![1], vec![1], vec![1])
+    );
+    let listed = tk(&s.sim.tcti(), &s.store(), &["key", "list"]);
+    assert!(
+        listed.contains("both\tecc256") && listed.contains("sign,decrypt"),
+        "{listed}"
+    );
+    // C_Logout destroys the private session objects (§5.6).
+    let mut public = [bytes_attr(CKA_EC_PARAMS, &P256)];
+    let (rv, epk, esk) = generate(rw, CKM_EC_KEY_PAIR_GEN, &mut public, &mut []);
+    assert_eq!(rv, CKR_OK);
+    assert_eq!(attr(rw, esk, CKA_PRIVATE), [1]);
+    assert_eq!(ck!(C_Logout(rw)), CKR_OK);
+    assert_eq!(login(rw, CKU_USER, "1234"), CKR_OK);
+    assert_eq!(try_attr(rw, esk, CKA_SIGN), Err(CKR_OBJECT_HANDLE_INVALID));
+    assert_eq!(attr(rw, epk, CKA_TOKEN), [0], "the public half stays");
+    finalize();
+}
+
+#[test]
+fn pin_flags_warn_before_the_tpm_locks_out() {
+    let _t = turn();
+    let s = Setup::new(&[]);
+    let proxy = TpmProxy::start(s.sim.data_port());
+    environment(&proxy.tcti(), &s.store());
+    init();
+    let slot = slots()[0];
+    let h = open(slot, true);
+    let pin_flags = CKF_USER_PIN_COUNT_LOW
+        | CKF_USER_PIN_FINAL_TRY
+        | CKF_USER_PIN_LOCKED
+        | CKF_SO_PIN_COUNT_LOW
+        | CKF_SO_PIN_FINAL_TRY
+        | CKF_SO_PIN_LOCKED;
+    // C_GetTokenInfo is a listing: no TPM command, whatever it shows.
+    let flags = || {
+        let before = proxy.command_count();
+        let f = token_flags(slot) & pin_flags;
+        assert_eq!(
+            proxy.command_count(),
+            before,
+            "C_GetTokenInfo asked the TPM"
+        );
+        f
+    };
+    assert_eq!(flags(), 0);
+    // swtpm allows 3 failures (TPM_PT_MAX_AUTH_FAIL), forgiving one per 1000 s.
+    assert_eq!(login(h, CKU_USER, "0000"), CKR_PIN_INCORRECT);
+    assert_eq!(flags(), CKF_USER_PIN_COUNT_LOW);
+    assert_eq!(login(h, CKU_USER, "1234"), CKR_OK);
+    assert_eq!(
+        flags(),
+        0,
+        "a right PIN clears COUNT_LOW; one failure is counted"
+    );
+    assert_eq!(ck!(C_Logout(h)), CKR_OK);
+    assert_eq!(login(h, CKU_SO, "0000"), CKR_PIN_INCORRECT);
+    assert_eq!(
+        flags(),
+        CKF_SO_PIN_COUNT_LOW | CKF_SO_PIN_FINAL_TRY | CKF_USER_PIN_FINAL_TRY,
+        "two failures of three: the next locks the TPM out, for both PINs"
+    );
+    assert_eq!(login(h, CKU_USER, "0000"), CKR_PIN_INCORRECT);
+    assert_eq!(
+        flags(),
+        CKF_SO_PIN_COUNT_LOW | CKF_SO_PIN_LOCKED | CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_LOCKED
+    );
+    // Locked out: even the right PIN is not checked.
+    assert_eq!(login(h, CKU_USER, "1234"), CKR_PIN_LOCKED);
+    assert!(flags() & CKF_USER_PIN_LOCKED != 0);
+    // The counts are the store's: another process sees them.
+    finalize();
+    init();
+    assert!(token_flags(slot) & CKF_USER_PIN_LOCKED != 0);
     finalize();
 }

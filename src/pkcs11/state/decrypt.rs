@@ -53,7 +53,7 @@ impl Module {
             return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
         let size = k.view.modulus_len();
-        if !self.user_logged_in(o.slot) {
+        if o.is_private() && !self.user_logged_in(o.slot) {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         if crypt.max_message(size).is_none() {

@@ -42,7 +42,7 @@ impl Module {
         if !k.view.usage().decrypt {
             return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
-        let slot = o.slot;
+        let (slot, private) = (o.slot, o.is_private());
         let base_generated = !k.view.imported;
         let plan = ecdh::plan(params, k.view.alg)?;
         let field_len = plan.x.len();
@@ -50,7 +50,7 @@ impl Module {
         let spec = SecretSpec::parse(&Template::new(template)?, private_default)?;
         let len = spec.value_len.unwrap_or(plan.default_len());
         plan.check_len(len)?;
-        if !self.user_logged_in(slot) {
+        if private && !self.user_logged_in(slot) {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         let auth = self.object_auth(h, base)?;

@@ -38,10 +38,10 @@ impl Module {
             }
         })?;
         let k = o.key().ok_or(CKR_KEY_HANDLE_INVALID)?;
-        if k.class != Class::Private {
+        if k.class != Class::Private || !k.view.usage().sign {
             return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
-        if !self.user_logged_in(o.slot) {
+        if o.is_private() && !self.user_logged_in(o.slot) {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         let plan =
