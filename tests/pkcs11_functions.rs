@@ -11,6 +11,7 @@
 //! to the certificates and data objects work and are tested there.
 #![allow(unsafe_code, clippy::undocumented_unsafe_blocks)]
 
+#[macro_use]
 mod common;
 
 use std::ptr::null_mut;

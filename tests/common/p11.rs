@@ -45,8 +45,10 @@ pub fn functions() -> &'static CK_FUNCTION_LIST {
     unsafe { &*(p as *const CK_FUNCTION_LIST) }
 }
 
-/// Calls a function of the list: `ck!(C_Foo(a, b))`.
-#[macro_export]
+/// Calls a function of the list: `ck!(C_Foo(a, b))`. (The arguments are raw
+/// pointers the tests pass on purpose, null ones included.)
+/// Test files that use it say `#[macro_use] mod common;`.
+#[allow(unused_macros)]
 macro_rules! ck {
     ($f:ident($($a:expr),* $(,)?)) => {
         unsafe { ($crate::common::p11::functions().$f.expect(stringify!($f)))($($a),*) }

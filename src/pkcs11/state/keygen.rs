@@ -50,10 +50,14 @@ impl Module {
         if (req.token || req.private) && !self.user_logged_in(slot) {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
-        if let Some(known) = self.app()?.known_algorithms() {
-            if !known.contains(&req.alg) {
-                return Err(unsupported(req.alg));
-            }
+        // What this TPM makes, from the store (asked once, and recorded, for a
+        // store from before the record: key generation talks to the TPM anyway).
+        let known = match self.app()?.known_algorithms() {
+            Some(k) => k,
+            None => self.with_connected(|app, c| app.algorithms(&mut c.tpm))?,
+        };
+        if !known.contains(&req.alg) {
+            return Err(unsupported(req.alg));
         }
         if !req.token {
             return self.generate_session_key_pair(h, slot, req);
