@@ -1,5 +1,6 @@
 //! C_Login and C_Logout (PKCS#11 2.40 Base §5.6): the TPM checks the PIN by
-//! unsealing the token secret.
+//! unsealing the token secret; refused PINs are counted for the PIN flags of
+//! C_GetTokenInfo (§3.2 CK_TOKEN_INFO).
 
 use super::{Login, Module, Rv};
 use cryptoki_sys::*;
@@ -132,4 +133,38 @@ impl Module {
         let s = &self.slots[slot];
         s.token.no_pin || matches!(s.login, Some(Login::User(_)))
     }
+}
+
+/// The CKF_USER_PIN_* and CKF_SO_PIN_* flags of a PIN token, from its failure
+/// counts and the TPM's dictionary-attack counters as last read (no TPM command).
+pub(super) fn pin_flags(
+    token: &crate::store::TokenRecord,
+    lockout: Option<&crate::store::LockoutRecord>,
+) -> CK_FLAGS {
+    use crate::tpm_facts::pin_status;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let user = pin_status(token.user_pin_failures, lockout, now);
+    let so = pin_status(token.so_pin_failures, lockout, now);
+    let mut f = 0;
+    for (on, flag) in [
+        (user.count_low, CKF_USER_PIN_COUNT_LOW),
+        (user.final_try, CKF_USER_PIN_FINAL_TRY),
+        (user.locked, CKF_USER_PIN_LOCKED),
+        (
+            so.count_low && token.so_seal.is_some(),
+            CKF_SO_PIN_COUNT_LOW,
+        ),
+        (
+            so.final_try && token.so_seal.is_some(),
+            CKF_SO_PIN_FINAL_TRY,
+        ),
+        (so.locked && token.so_seal.is_some(), CKF_SO_PIN_LOCKED),
+    ] {
+        if on {
+            f |= flag;
+        }
+    }
+    f
 }

@@ -288,37 +288,6 @@ fn rv_of(e: &Error) -> Rv {
     }
 }
 
-/// The CKF_USER_PIN_* and CKF_SO_PIN_* flags of a PIN token, from its failure
-/// counts and the TPM's dictionary-attack counters as last read (no TPM command).
-fn pin_flags(token: &TokenRecord, lockout: Option<&crate::store::LockoutRecord>) -> CK_FLAGS {
-    use crate::tpm_facts::pin_status;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let user = pin_status(token.user_pin_failures, lockout, now);
-    let so = pin_status(token.so_pin_failures, lockout, now);
-    let mut f = 0;
-    for (on, flag) in [
-        (user.count_low, CKF_USER_PIN_COUNT_LOW),
-        (user.final_try, CKF_USER_PIN_FINAL_TRY),
-        (user.locked, CKF_USER_PIN_LOCKED),
-        (
-            so.count_low && token.so_seal.is_some(),
-            CKF_SO_PIN_COUNT_LOW,
-        ),
-        (
-            so.final_try && token.so_seal.is_some(),
-            CKF_SO_PIN_FINAL_TRY,
-        ),
-        (so.locked && token.so_seal.is_some(), CKF_SO_PIN_LOCKED),
-    ] {
-        if on {
-            f |= flag;
-        }
-    }
-    f
-}
-
 fn mech_rv(e: MechError) -> Rv {
     match e {
         MechError::Invalid => CKR_MECHANISM_INVALID,
@@ -480,7 +449,7 @@ impl Module {
             if s.token.user_seal.is_some() {
                 flags |= CKF_USER_PIN_INITIALIZED;
             }
-            flags |= pin_flags(&s.token, rec.as_ref().and_then(|r| r.lockout.as_ref()));
+            flags |= login::pin_flags(&s.token, rec.as_ref().and_then(|r| r.lockout.as_ref()));
         }
         let open = self.sessions.values().filter(|x| x.slot == i);
         let rw = open.clone().filter(|x| x.rw).count();
