@@ -997,6 +997,20 @@ fn ecdh_derivation_in_the_tpm_p256_and_p384() {
     assert_eq!(attr(h, k, CKA_VALUE_LEN), (48 as CK_ULONG).to_ne_bytes());
     assert_eq!(attr(h, k, CKA_ALWAYS_SENSITIVE), [1]);
     assert_eq!(attr(h, k, CKA_PRIVATE), [1]);
+    // A generic secret is no key for the module's mechanisms.
+    assert_eq!(
+        ck!(C_SignInit(h, &mut mech(CKM_ECDSA), k)),
+        CKR_KEY_TYPE_INCONSISTENT
+    );
+    assert_eq!(
+        ck!(C_DecryptInit(h, &mut mech(CKM_RSA_PKCS), k)),
+        CKR_KEY_TYPE_INCONSISTENT
+    );
+    let mut again = ecdh_params(CKD_NULL, &[], &peer_point);
+    assert_eq!(
+        derive(h, k, &mut again, &mut readable_secret(&len)),
+        Err(CKR_KEY_TYPE_INCONSISTENT)
+    );
 
     // P-384.
     let base384 = find_one(h, CKO_PRIVATE_KEY, "ec384");

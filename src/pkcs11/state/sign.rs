@@ -37,7 +37,8 @@ impl Module {
                 rv
             }
         })?;
-        let k = o.key().ok_or(CKR_KEY_HANDLE_INVALID)?;
+        // A derived secret is a key, of a type no signing mechanism takes.
+        let k = o.key().ok_or(CKR_KEY_TYPE_INCONSISTENT)?;
         if k.class != Class::Private || !k.view.usage().sign {
             return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
