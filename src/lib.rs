@@ -78,7 +78,9 @@
 //! - [`Tpm`]: the one place commands are framed, authorized, sent, retried and
 //!   verified.
 //! - [`keys`], [`pcr`], [`sealed`], [`token`], [`store`], [`app`]: keys, PCRs,
-//!   sealed secrets, PIN-protected tokens, the key store and the CLI's commands.
+//!   sealed secrets, PIN-protected tokens, the key store and the CLI's commands;
+//!   [`tpm_facts`]: what the store remembers about the TPM (key algorithms,
+//!   dictionary-attack counters) and the PINs, so that listings need no command.
 //! - [`progress`]: the slow steps (RSA key generation, a busy TPM) a front end may
 //!   show while they run.
 #![deny(unsafe_code)]
@@ -100,6 +102,7 @@ pub mod store;
 pub mod tcti;
 pub mod token;
 pub mod tpm;
+pub mod tpm_facts;
 pub mod transport;
 
 pub use error::{Error, Result};

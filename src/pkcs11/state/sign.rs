@@ -37,11 +37,12 @@ impl Module {
                 rv
             }
         })?;
-        let k = o.key().ok_or(CKR_KEY_HANDLE_INVALID)?;
-        if k.class != Class::Private {
+        // A derived secret is a key, of a type no signing mechanism takes.
+        let k = o.key().ok_or(CKR_KEY_TYPE_INCONSISTENT)?;
+        if k.class != Class::Private || !k.view.usage().sign {
             return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
-        if !self.user_logged_in(o.slot) {
+        if o.is_private() && !self.user_logged_in(o.slot) {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         let plan =
@@ -133,6 +134,24 @@ impl Module {
         Ok(auth)
     }
 
+    /// The authValue of key object `oh` as seen from session `h`: a session
+    /// key's own, or a token key's from [`Module::key_auth`].
+    pub(super) fn object_auth(
+        &mut self,
+        h: CK_SESSION_HANDLE,
+        oh: CK_OBJECT_HANDLE,
+    ) -> Result<Zeroizing<Vec<u8>>, Rv> {
+        let (slot, record, own) = {
+            let o = self.object(h, oh)?;
+            let k = o.key().ok_or(CKR_KEY_HANDLE_INVALID)?;
+            (o.slot, k.record.clone(), k.auth.clone())
+        };
+        match own {
+            Some(a) => Ok(Zeroizing::new(a.to_vec())),
+            None => self.key_auth(slot, &record),
+        }
+    }
+
     /// The loaded key of private object `oh`, loading it (parent authorized with
     /// the SRK's empty password: nothing secret) if needed.
     pub(super) fn loaded(&mut self, oh: CK_OBJECT_HANDLE) -> Result<LoadedKey, Rv> {
@@ -179,12 +198,7 @@ impl Module {
         hash: crate::crypto::hash::HashAlg,
         digest: &[u8],
     ) -> Result<Vec<u8>, Rv> {
-        let (slot, record) = {
-            let o = self.object(h, oh)?;
-            let k = o.key().ok_or(CKR_KEY_HANDLE_INVALID)?;
-            (o.slot, k.record.clone())
-        };
-        let auth = self.key_auth(slot, &record)?;
+        let auth = self.object_auth(h, oh)?;
         let key = self.loaded(oh)?;
         let hash_id = tpm_commands::constants::TpmAlgId(hash.alg_id());
         let sig = if auth.is_empty() {
