@@ -11,7 +11,10 @@
 # of swtpm; for tpm2-pkcs11 it sits between abrmd and swtpm, so abrmd's own context
 # save/load traffic counts against it. The floor for a login is an ssh login with an
 # ECDSA key file; the floor for a signature is a bare TPM2_Sign with an empty password
-# on a loaded key (examples/tpm_raw_sign.rs).
+# on a loaded key (examples/tpm_raw_sign.rs). Decryption (RSA-2048 OAEP with SHA-256)
+# and ECDH (P-256, CKD_NULL) are timed and counted the same way as signatures, with
+# the same key of each stack (tpm2_ptool's keys sign and decrypt; tpmkey's are made
+# with --usage sign,decrypt).
 #
 # Everything started here is killed by PID on exit (also on error or Ctrl-C) and the
 # temporary directory is removed. Knobs: RUNS_KEYGEN (20), RUNS_LOGIN (10),
@@ -37,7 +40,7 @@ die() {
 # ---------------------------------------------------------------- dependencies
 need_pkgs=()
 for p in swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus \
-    libtpm2-pkcs11-1 libtpm2-pkcs11-tools openssh-server openssh-client time; do
+    libtpm2-pkcs11-1 libtpm2-pkcs11-tools openssh-server openssh-client time opensc; do
     dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if ((${#need_pkgs[@]})); then
@@ -352,6 +355,35 @@ sign_bench() {
     fi
 }
 
+# True when the module lists mechanism $2 (pkcs11-tool's name for it).
+lists_mech() { pkcs11-tool --module "$1" -M 2>/dev/null | grep -q "^  $2,"; }
+
+# C_Decrypt (rsa) or C_DeriveKey (ec) loop: like sign_bench. A module that does not
+# list the mechanism (tpm2-pkcs11 1.9 has no CKM_ECDH1_DERIVE) gets "n/a".
+# $1 stack, $2 module, $3 key type, $4 op (decrypt|derive), $5 mode (time|count)
+op_bench() {
+    local stack=$1 module=$2 key=$3 op=$4 mode=$5 mech
+    if [ "$op" = derive ]; then mech=ECDH1-DERIVE; else mech=RSA-PKCS-OAEP; fi
+    if ! lists_mech "$module" "$mech"; then
+        [ "$stack" = peer ] || die "$module does not list $mech"
+        R[$stack.n.$op]=n/a
+        echo n/a >>"$TMP/op.$stack.$op"
+        return
+    fi
+    if [ "$mode" = time ]; then
+        "$LOOP_BIN" --module "$module" --token bench --pin 1234 --key "$key" --op "$op" -n "$N_SIGN" >"$TMP/last.out" 2>&1 ||
+            { cat "$TMP/last.out" >&2; die "$op loop failed ($stack $key)"; }
+        sed -nE "s/^$op $key .* ms_per_op=([0-9.]+).*/\1/p" "$TMP/last.out" >>"$TMP/op.$stack.$op"
+    else
+        rec_clear
+        "$LOOP_BIN" --module "$module" --token bench --pin 1234 --key "$key" --op "$op" -n "$N_COUNT" --mark "$REC" >"$TMP/last.out" 2>&1 ||
+            { cat "$TMP/last.out" >&2; die "$op loop failed ($stack $key)"; }
+        R[$stack.n.$op]=$(awk -v c="$(rec_count steady)" -v n="$N_COUNT" 'BEGIN { printf "%g", c / n }')
+        note_list "$stack" "$op loop $key: first" first-sign
+        note_list "$stack" "$op loop $key: steady" steady
+    fi
+}
+
 # Medians over the SIGN_REPS timing runs of sign_bench (peak RSS: the largest).
 sign_medians() {
     local stack=$1 key=$2 f=$TMP/sig.$1.$2 field
@@ -416,6 +448,8 @@ module_ops() {
     if [ "$mode" = count ]; then
         sign_bench "$stack" "$module" ec count
         sign_bench "$stack" "$module" rsa count
+        op_bench "$stack" "$module" rsa decrypt count
+        op_bench "$stack" "$module" ec derive count
         return
     fi
     # SIGN_REPS rounds, each: ec loop, rsa loop and (tpmkey) the bare TPM2_Sign floor,
@@ -424,6 +458,8 @@ module_ops() {
     for ((rep = 0; rep < SIGN_REPS; rep++)); do
         sign_bench "$stack" "$module" ec time
         sign_bench "$stack" "$module" rsa time
+        op_bench "$stack" "$module" rsa decrypt time
+        op_bench "$stack" "$module" ec derive time
         if [ "$stack" = tk ]; then
             raw=$(TPMKEY_TCTI=$DIRECT_TCTI "$RAW_BIN" -n "$N_SIGN") || die "tpm_raw_sign failed"
             sed -nE 's/^raw ec ms_per_op=([0-9.]+).*/\1/p' <<<"$raw" >>"$TMP/raw.ec"
@@ -432,6 +468,14 @@ module_ops() {
     done
     sign_medians "$stack" ec
     sign_medians "$stack" rsa
+    local op
+    for op in decrypt derive; do
+        if grep -q n/a "$TMP/op.$stack.$op"; then
+            R[$stack.ms.$op]=n/a
+        else
+            R[$stack.ms.$op]=$(median <"$TMP/op.$stack.$op")
+        fi
+    done
     if [ "$stack" = tk ]; then
         R[raw.ec]=$(median <"$TMP/raw.ec")
         R[raw.rsa]=$(median <"$TMP/raw.rsa")
@@ -447,9 +491,9 @@ TK_TCTI=$PROXY_TCTI TK_STORE=$TMP/tk-main
 rec_clear && tk init >/dev/null && note_list tk "tpmkey init" ""
 rec_clear && tk token add --label bench --userpin 1234 --sopin 5678 >/dev/null
 R[tk.n.token]=$(rec_count) && note_list tk "tpmkey token add" ""
-rec_clear && tk key add --token bench --label ec --algorithm ecc256 --userpin 1234 >/dev/null
+rec_clear && tk key add --token bench --label ec --algorithm ecc256 --usage sign,decrypt --userpin 1234 >/dev/null
 R[tk.n.key.ec]=$(rec_count) && note_list tk "tpmkey key add ecc256" ""
-rec_clear && tk key add --token bench --label rsa --algorithm rsa2048 --userpin 1234 >/dev/null
+rec_clear && tk key add --token bench --label rsa --algorithm rsa2048 --usage sign,decrypt --userpin 1234 >/dev/null
 R[tk.n.key.rsa]=$(rec_count) && note_list tk "tpmkey key add rsa2048" ""
 
 # Set-up, timed (a throwaway store: RUNS_SETUP tokens, RUNS_SETUP keys of each kind).
@@ -538,7 +582,9 @@ R[peer.leftovers]=$(tpm_leftovers)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print (a + 0 == 0 ? "=" : "inf"); else printf "%.2f\n", a / b }'; }
 # row LABEL TPMKEY PEER [RATIO]: the ratio defaults to PEER / TPMKEY.
 row() { printf '%-44s %11s %11s %7s\n' "$1" "$2" "$3" "${4-$(ratio "$3" "$2")}"; }
-ops() { awk -v m="$1" 'BEGIN { printf "%.0f\n", 1000 / m }'; }
+ops() { awk -v m="$1" 'BEGIN { if (m == "n/a") print m; else printf "%.0f\n", 1000 / m }'; }
+# Ratio B / A unless one of them is n/a.
+ratio_or_na() { if [ "$1" = n/a ] || [ "$2" = n/a ]; then echo n/a; else ratio "$1" "$2"; fi; }
 # goal LABEL OK?: a line for the goals list.
 goal() { if awk "BEGIN { exit !($2) }"; then echo "  met      $1"; else echo "  MISSED   $1"; fi; }
 
@@ -580,6 +626,12 @@ for k in ec rsa; do
     row "  TPM commands, initialize to first sig" "${R[tk.n.setup.$k]}" "${R[peer.n.setup.$k]}"
     row "  sign loop peak RSS (KiB)" "${R[tk.rss.sign.$k]}" "${R[peer.rss.sign.$k]}"
 done
+for op in decrypt derive; do
+    if [ $op = decrypt ]; then name="RSA-2048 OAEP C_Decrypt" per=decryption; else name="P-256 ECDH C_DeriveKey" per=derivation; fi
+    row "$name, n=$N_SIGN x$SIGN_REPS (ms/op)" "${R[tk.ms.$op]}" "${R[peer.ms.$op]}" "$(ratio_or_na "${R[peer.ms.$op]}" "${R[tk.ms.$op]}")"
+    row "  ${per}s per second" "$(ops "${R[tk.ms.$op]}")" "$(ops "${R[peer.ms.$op]}")" "$(ratio_or_na "${R[peer.ms.$op]}" "${R[tk.ms.$op]}")"
+    row "  TPM commands per steady $per" "${R[tk.n.$op]}" "${R[peer.n.$op]}" "$(ratio_or_na "${R[peer.n.$op]}" "${R[tk.n.$op]}")"
+done
 row "token creation, median of $RUNS_SETUP (ms)" "${R[tk.token]}" "${R[peer.token]}"
 row "  TPM commands" "${R[tk.n.token]}" "${R[peer.n.token]}"
 row "key creation ecc256, median of $RUNS_SETUP (ms)" "${R[tk.key.ec]}" "${R[peer.key.ec]}"
@@ -597,6 +649,8 @@ for k in ec rsa; do
     goal "$k: 1 TPM command per steady signature (${R[tk.n.steady.$k]})" "${R[tk.n.steady.$k]} == 1"
     goal "$k: steady C_Sign within 1.25x of bare TPM2_Sign (${rel}x)" "$rel <= 1.25"
 done
+goal "1 TPM command per steady RSA-OAEP decryption (${R[tk.n.decrypt]})" "${R[tk.n.decrypt]} == 1"
+goal "1 TPM command per steady P-256 ECDH (${R[tk.n.derive]})" "${R[tk.n.derive]} == 1"
 echo
 echo "left in the TPM afterwards: after tpmkey ${R[tk.leftovers]}; after tpm2-pkcs11 and abrmd's exit ${R[peer.leftovers]}"
 echo

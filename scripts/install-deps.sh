@@ -18,6 +18,9 @@ need openssl openssl
 need_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$1"); }
 need_pkg tpm2-openssl
 need_pkg libtss2-tcti-swtpm0
+# The PKCS#11 client tests (tests/pkcs11_clients.rs): openssl pkeyutl/cms/x509 and
+# the OpenSSL engine that loads a PKCS#11 module.
+[ -e /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so ] || need_pkgs+=(libengine-pkcs11-openssl)
 # The VM test (tests/vm.rs): qemu, a kernel with the TPM drivers built in, a static
 # busybox for the initramfs, cpio to pack it.
 need qemu-system-x86_64 qemu-system-x86

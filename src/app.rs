@@ -9,11 +9,11 @@ use tpm_commands::codec::{Marshal, Unmarshal};
 use tpm_commands::structures::TpmtPublic;
 
 use crate::error::{Error, Result};
-use crate::keys::ops::{create_key, WrappedKey};
+use crate::keys::ops::{create_key, create_key_with, WrappedKey};
 use crate::keys::rewrap::{import_duplicate, rewrap};
 use crate::keys::srk::Srk;
 use crate::keys::sshpub::authorized_keys_line;
-use crate::keys::templates::{KeyAlgorithm, SrkKind};
+use crate::keys::templates::{key_template, KeyAlgorithm, KeyUsage, SrkKind};
 use crate::keys::tss2::Tss2Key;
 use crate::store::{
     from_hex, to_hex, KeyRecord, SrkRecord, Store, StoreRecord, TokenRecord, TpmRecord,
@@ -193,6 +193,10 @@ impl App {
                 rec.tpm = tpm_record;
                 upgraded = true;
             }
+            if rec.algorithms.is_none() {
+                rec.algorithms = Some(crate::tpm_facts::algorithm_names(&mut tpm)?);
+                upgraded = true;
+            }
             if let Some(p) = rec.srk.as_mut() {
                 if p.public.is_none() || p.persistent != srk.persistent {
                     p.public = Some(to_hex(&srk.public.to_bytes()?));
@@ -227,6 +231,8 @@ impl App {
                 public: Some(to_hex(&srk.public.to_bytes()?)),
             }),
             tpm: tpm_record,
+            algorithms: Some(crate::tpm_facts::algorithm_names(&mut tpm)?),
+            lockout: None,
         };
         self.store.write_record(&rec)?;
         Ok(InitReport {
@@ -340,6 +346,8 @@ impl App {
             user_seal_handle: None,
             pending_seal_handle: target,
             created: now(),
+            user_pin_failures: 0,
+            so_pin_failures: 0,
         };
         self.store
             .create_token(&rec)
@@ -767,6 +775,26 @@ impl App {
         })
     }
 
+    /// `tpmkey key add --usage`: as [`App::key_add`], for a key that signs,
+    /// decrypts (RSA) or does ECDH (ECC) as `usage` says; the TPM object's
+    /// `sign` and `decrypt` attributes follow it.
+    ///
+    /// # Errors
+    /// As [`App::key_add`].
+    pub fn key_add_for(
+        &self,
+        token_label: &str,
+        label: &str,
+        alg: KeyAlgorithm,
+        usage: KeyUsage,
+        user_pin: &[u8],
+    ) -> Result<KeyRecord> {
+        self.add_key(token_label, label, alg, user_pin, false, |c, auth| {
+            let public = key_template(alg, usage, auth.is_empty());
+            create_key_with(&mut c.tpm, &c.srk, &mut c.session, public, auth)
+        })
+    }
+
     /// `tpmkey key import`: an existing private key moved into the TPM
     /// (TPM2_Import), its authValue derived from the token secret.
     ///
@@ -779,13 +807,43 @@ impl App {
         key: &crate::keys::import::PrivateKey,
         user_pin: &[u8],
     ) -> Result<KeyRecord> {
+        self.key_import_for(token_label, label, key, KeyUsage::SIGN, user_pin)
+    }
+
+    /// `tpmkey key import --usage`: as [`App::key_import`], the imported key
+    /// doing what `usage` says.
+    ///
+    /// # Errors
+    /// As [`App::key_import`].
+    pub fn key_import_for(
+        &self,
+        token_label: &str,
+        label: &str,
+        key: &crate::keys::import::PrivateKey,
+        usage: KeyUsage,
+        user_pin: &[u8],
+    ) -> Result<KeyRecord> {
         let alg = match key {
             crate::keys::import::PrivateKey::Ecc { alg, .. }
             | crate::keys::import::PrivateKey::Rsa { alg, .. } => *alg,
         };
         self.add_key(token_label, label, alg, user_pin, true, |c, auth| {
-            crate::keys::import::import_key(&mut c.tpm, &c.srk, &mut c.session, key, auth)
+            crate::keys::import::import_key_for(
+                &mut c.tpm,
+                &c.srk,
+                &mut c.session,
+                key,
+                usage,
+                auth,
+            )
         })
+    }
+
+    /// What a recorded key may do, from its public area's `sign` and `decrypt`
+    /// attributes (None when the record does not parse).
+    pub fn key_usage(rec: &KeyRecord) -> Option<KeyUsage> {
+        let w = unwrap_record(&rec.blob, std::path::Path::new(&rec.id)).ok()?;
+        Some(KeyUsage::of(w.public.object_attributes))
     }
 
     /// The part of `key add` and `key import` around making the key: connect,

@@ -266,8 +266,7 @@ impl Connected {
 
     /// Signs `digest` with `wrapped`'s key, authorized through the salted session
     /// with `auth` (empty for a key without one): one TPM2_Sign once the key is
-    /// loaded. A key or session another process flushed is loaded or started
-    /// again and the signature retried (see the module documentation).
+    /// loaded (see [`Connected::use_key`]).
     ///
     /// # Errors
     /// Transport or TPM errors; TPM_RC_AUTH_FAIL for a wrong authValue.
@@ -279,20 +278,30 @@ impl Connected {
         scheme: TpmAlgId,
         hash: TpmAlgId,
     ) -> Result<TpmtSignature> {
+        self.use_key(wrapped, |tpm, key, session| {
+            ops::sign(tpm, key, session, auth, digest, scheme, hash)
+        })
+    }
+
+    /// Runs `op` — one command that uses `wrapped`'s key as its first, authorized
+    /// handle in the salted session (TPM2_Sign, TPM2_RSA_Decrypt, TPM2_ECDH_ZGen)
+    /// — after [`Connected::refresh`], with the key loaded or kept loaded. A key or
+    /// session another process flushed is loaded or started again and `op` run
+    /// again (see the module documentation); at most three times in all.
+    ///
+    /// # Errors
+    /// What `op` returns; transport or TPM errors of the recovery.
+    pub fn use_key<T>(
+        &mut self,
+        wrapped: &WrappedKey,
+        mut op: impl FnMut(&mut Tpm, &LoadedKey, &mut AuthSession) -> Result<T>,
+    ) -> Result<T> {
         self.refresh()?;
         let mut retries = 0;
         loop {
             let key = self.load(wrapped)?;
-            let e = match ops::sign(
-                &mut self.tpm,
-                &key,
-                &mut self.session,
-                auth,
-                digest,
-                scheme,
-                hash,
-            ) {
-                Ok(sig) => return Ok(sig),
+            let e = match op(&mut self.tpm, &key, &mut self.session) {
+                Ok(out) => return Ok(out),
                 Err(e) => e,
             };
             if retries == 3 {

@@ -80,7 +80,9 @@
 //!   verified; sessions started, policy commands run; a raw TPM let go of between
 //!   operations and come back to ([`Tpm::release`], [`Tpm::acquire`]).
 //! - [`keys`], [`pcr`], [`sealed`], [`token`], [`store`]: keys, PCRs, sealed
-//!   secrets, PIN-protected tokens, the key store.
+//!   secrets, PIN-protected tokens, the key store; [`tpm_facts`]: what the store
+//!   remembers about the TPM (key algorithms, dictionary-attack counters) and the
+//!   PINs, so that listings need no command.
 //! - [`connection`], [`app`]: the connected TPM the CLI and the PKCS#11 module
 //!   share (pinned SRK, salted session, loaded keys, kept across operations), and
 //!   the CLI's commands.
@@ -106,6 +108,7 @@ pub mod store;
 pub mod tcti;
 pub mod token;
 pub mod tpm;
+pub mod tpm_facts;
 pub mod transport;
 
 pub use error::{Error, Result};

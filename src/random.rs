@@ -1,4 +1,5 @@
-//! Random bytes from the TPM (Part 3 §16.1 TPM2_GetRandom).
+//! Random bytes from the TPM (Part 3 §16.1 TPM2_GetRandom), and seeding its RNG
+//! (§16.2 TPM2_StirRandom).
 
 use tpm_commands::commands::GetRandom;
 
@@ -66,4 +67,31 @@ pub fn get_random_encrypted(
     })();
     session.set_attributes(keep);
     result.map(|()| out)
+}
+
+/// The most bytes one TPM2_StirRandom takes (TPM2B_SENSITIVE_DATA, MAX_SYM_DATA).
+pub const MAX_STIR: usize = 128;
+
+/// Mixes `seed` (at most [`MAX_STIR`] bytes) into the TPM's RNG state with
+/// TPM2_StirRandom (Part 3 §16.2), riding in `session` (salted) with `decrypt`
+/// set: the seed crosses the bus AES-CFB encrypted.
+///
+/// # Errors
+/// A seed over [`MAX_STIR`] bytes; transport or TPM errors.
+pub fn stir_random(
+    tpm: &mut Tpm,
+    session: &mut crate::session::AuthSession,
+    seed: &[u8],
+) -> Result<()> {
+    use tpm_commands::attributes::TpmaSession;
+    use tpm_commands::buffers::Tpm2bSensitiveData;
+    use tpm_commands::commands::StirRandom;
+    let cmd = StirRandom {
+        in_data: Tpm2bSensitiveData::new(seed.to_vec())?,
+    };
+    let keep = session.attributes();
+    session.set_attributes(TpmaSession::CONTINUE_SESSION | TpmaSession::DECRYPT);
+    let r = tpm.execute(&cmd, &[], &mut [crate::tpm::Auth::Extra(session)]);
+    session.set_attributes(keep);
+    r.map(|_| ())
 }

@@ -801,20 +801,16 @@ fn unsupported_functions_and_bad_pointers() {
         ulParameterLen: 0,
     };
     let mut n: CK_ULONG = 0;
-    assert_eq!(ck!(C_DigestInit(h, &mut m)), CKR_FUNCTION_NOT_SUPPORTED);
-    assert_eq!(ck!(C_EncryptInit(h, &mut m, 1)), CKR_FUNCTION_NOT_SUPPORTED);
-    assert_eq!(ck!(C_DecryptInit(h, &mut m, 1)), CKR_FUNCTION_NOT_SUPPORTED);
-    assert_eq!(ck!(C_VerifyInit(h, &mut m, 1)), CKR_FUNCTION_NOT_SUPPORTED);
+    // (Every function's codes are in tests/pkcs11_functions.rs.)
+    assert_eq!(ck!(C_DigestInit(h, &mut m)), CKR_OK);
+    let mut label = [b' '; 32];
     assert_eq!(
-        ck!(C_CreateObject(h, null_mut(), 0, &mut n)),
+        ck!(C_InitToken(0, null_mut(), 0, label.as_mut_ptr())),
         CKR_FUNCTION_NOT_SUPPORTED
     );
+    let mut slot = 0;
     assert_eq!(
-        ck!(C_InitToken(0, null_mut(), 0, null_mut())),
-        CKR_FUNCTION_NOT_SUPPORTED
-    );
-    assert_eq!(
-        ck!(C_WaitForSlotEvent(0, null_mut(), null_mut())),
+        ck!(C_WaitForSlotEvent(0, &mut slot, null_mut())),
         CKR_FUNCTION_NOT_SUPPORTED
     );
     // Null out-pointers are argument errors, never crashes.

@@ -37,6 +37,8 @@ fn token(label: &str) -> TokenRecord {
         user_seal_handle: None,
         pending_seal_handle: None,
         created: 1,
+        user_pin_failures: 0,
+        so_pin_failures: 0,
     }
 }
 
@@ -59,6 +61,8 @@ fn round_trip_and_permissions() {
             public: None,
         }),
         tpm: None,
+        algorithms: None,
+        lockout: None,
     };
     store.write_record(&rec).unwrap();
     assert_eq!(store.read_record().unwrap(), rec);

@@ -20,7 +20,7 @@ use zeroize::Zeroizing;
 use super::ops::WrappedKey;
 use super::public::{object_name, SaltKey};
 use super::srk::Srk;
-use super::templates::{signing_template, KeyAlgorithm};
+use super::templates::{key_template, KeyAlgorithm, KeyUsage};
 use crate::crypto::duplicate::outer_wrap;
 use crate::crypto::hash::HashAlg;
 use crate::crypto::secret;
@@ -56,22 +56,23 @@ pub enum PrivateKey {
 
 /// Imported objects: the TPM did not make the key, and it can move between parents
 /// only under its own policy, so fixedTPM, fixedParent and sensitiveDataOrigin are
-/// clear (Part 1 §23.3.2 requires fixedTPM and fixedParent clear for Import).
-fn imported_attributes(no_da: bool) -> TpmaObject {
-    let mut a = TpmaObject::USER_WITH_AUTH | TpmaObject::SIGN_ENCRYPT;
+/// clear (Part 1 §23.3.2 requires fixedTPM and fixedParent clear for Import);
+/// `sign` and `decrypt` as `usage` says.
+fn imported_attributes(usage: KeyUsage, no_da: bool) -> TpmaObject {
+    let mut a = TpmaObject::USER_WITH_AUTH | usage.attributes();
     if no_da {
         a |= TpmaObject::NO_DA;
     }
     a
 }
 
-fn public_area(key: &PrivateKey, no_da: bool) -> Result<TpmtPublic> {
+fn public_area(key: &PrivateKey, usage: KeyUsage, no_da: bool) -> Result<TpmtPublic> {
     let (alg, unique_params) = match key {
         PrivateKey::Ecc { alg, x, y, .. } => (*alg, Some((x, y))),
         PrivateKey::Rsa { alg, .. } => (*alg, None),
     };
-    let mut public = signing_template(alg, no_da);
-    public.object_attributes = imported_attributes(no_da);
+    let mut public = key_template(alg, usage, no_da);
+    public.object_attributes = imported_attributes(usage, no_da);
     match (&mut public.params, key, unique_params) {
         (PublicParams::Ecc { unique, .. }, _, Some((x, y))) => {
             *unique = TpmsEccPoint {
@@ -105,7 +106,23 @@ pub fn import_key(
     key: &PrivateKey,
     auth: &[u8],
 ) -> Result<WrappedKey> {
-    let public = public_area(key, auth.is_empty())?;
+    import_key_for(tpm, srk, session, key, KeyUsage::SIGN, auth)
+}
+
+/// [`import_key`] for a key that may do what `usage` says (the TPM object's
+/// `sign` and `decrypt` attributes follow it).
+///
+/// # Errors
+/// As [`import_key`].
+pub fn import_key_for(
+    tpm: &mut Tpm,
+    srk: &Srk,
+    session: &mut AuthSession,
+    key: &PrivateKey,
+    usage: KeyUsage,
+    auth: &[u8],
+) -> Result<WrappedKey> {
+    let public = public_area(key, usage, auth.is_empty())?;
     let name = object_name(&public)?;
     let sensitive = TpmtSensitive {
         auth_value: Tpm2bAuth::new(auth.to_vec())?,

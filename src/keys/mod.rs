@@ -1,6 +1,7 @@
 //! Keys: standard templates, the storage root key (SRK), public-area conversions,
 //! TSS2 key files.
 
+pub mod decrypt;
 pub mod import;
 pub mod keyfile;
 pub mod ops;

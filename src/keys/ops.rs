@@ -81,6 +81,26 @@ pub fn create_key(
     )
 }
 
+/// Creates a key under the SRK from `public` (see
+/// [`super::templates::key_template`] for keys that sign, decrypt or do ECDH)
+/// with authValue `auth`. `session` must be salted; inSensitive goes encrypted.
+///
+/// # Errors
+/// Transport or TPM errors (TPM_RC_ATTRIBUTES for attributes the TPM refuses).
+pub fn create_key_with(
+    tpm: &mut Tpm,
+    srk: &Srk,
+    session: &mut AuthSession,
+    public: TpmtPublic,
+    auth: &[u8],
+) -> Result<WrappedKey> {
+    let sensitive = TpmsSensitiveCreate {
+        user_auth: Tpm2bAuth::new(auth.to_vec())?,
+        data: Tpm2bSensitiveData::empty(),
+    };
+    create_under_srk(tpm, srk, session, sensitive, public)
+}
+
 /// TPM2_Create under the SRK with inSensitive encrypted (`decrypt`): it carries the
 /// new object's authValue and, for sealed objects, the secret.
 fn create_under_srk(

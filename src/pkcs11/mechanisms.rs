@@ -1,6 +1,9 @@
-//! The signing mechanisms (PKCS#11 2.40 Current Mechanisms §2.3 ECDSA, §2.1.6-2.1.11
-//! RSA PKCS #1 v1.5 and PSS) and how each becomes one TPM2_Sign: which scheme, which
+//! The mechanism table (C_GetMechanismList, C_GetMechanismInfo) and the signing
+//! mechanisms (PKCS#11 2.40 Current Mechanisms §2.3 ECDSA, §2.1.6-2.1.11 RSA
+//! PKCS #1 v1.5 and PSS): how each becomes one TPM2_Sign — which scheme, which
 //! hash, which digest, and how the TPM's signature is laid out for the caller.
+//! Encryption and decryption are in [`super::crypt`], ECDH in [`super::ecdh`],
+//! digests in [`super::digest`].
 
 use cryptoki_sys::*;
 use sha2::Digest;
@@ -62,24 +65,96 @@ pub const MECHANISMS: &[(CK_MECHANISM_TYPE, Family)] = &[
     (CKM_RSA_PKCS_KEY_PAIR_GEN, Family::Rsa),
 ];
 
+/// The mechanisms that do not sign: encryption, decryption, key derivation and
+/// digests, with the key family they need (None: no key) and what they do.
+pub const OTHER_MECHANISMS: &[(CK_MECHANISM_TYPE, Option<Family>, CK_FLAGS)] = &[
+    (
+        CKM_RSA_PKCS_OAEP,
+        Some(Family::Rsa),
+        CKF_ENCRYPT | CKF_DECRYPT,
+    ),
+    (CKM_ECDH1_DERIVE, Some(Family::Ec), CKF_DERIVE),
+    (CKM_SHA_1, None, CKF_DIGEST),
+    (CKM_SHA256, None, CKF_DIGEST),
+    (CKM_SHA384, None, CKF_DIGEST),
+    (CKM_SHA512, None, CKF_DIGEST),
+];
+
+/// C_GetMechanismList: every mechanism, signing ones first.
+pub fn all() -> Vec<CK_MECHANISM_TYPE> {
+    MECHANISMS
+        .iter()
+        .map(|(m, _)| *m)
+        .chain(OTHER_MECHANISMS.iter().map(|(m, _, _)| *m))
+        .collect()
+}
+
+/// The key sizes of a family among `algs` (bits for RSA, field bits for EC).
+fn sizes(fam: Family, algs: &[KeyAlgorithm]) -> Option<(CK_ULONG, CK_ULONG)> {
+    let bits = |a: &KeyAlgorithm| -> CK_ULONG {
+        match a {
+            KeyAlgorithm::Ecc256 => 256,
+            KeyAlgorithm::Ecc384 => 384,
+            KeyAlgorithm::Rsa2048 => 2048,
+            KeyAlgorithm::Rsa3072 => 3072,
+            KeyAlgorithm::Rsa4096 => 4096,
+        }
+    };
+    let of_fam = algs.iter().filter(|a| family(**a) == fam);
+    Some((of_fam.clone().map(bits).min()?, of_fam.map(bits).max()?))
+}
+
 /// C_GetMechanismInfo: (min key size, max key size, flags). Sizes are bits (RSA)
-/// or field bits (EC).
-pub fn info(mech: CK_MECHANISM_TYPE) -> Option<(CK_ULONG, CK_ULONG, CK_FLAGS)> {
-    let (_, fam) = MECHANISMS.iter().find(|(m, _)| *m == mech)?;
-    let (min, max) = match fam {
+/// or field bits (EC), from the key algorithms this TPM makes (`algs`, as
+/// TPM2_TestParms answered at `tpmkey init`; None: all of tpmkey's).
+pub fn info_for(
+    mech: CK_MECHANISM_TYPE,
+    algs: Option<&[KeyAlgorithm]>,
+) -> Option<(CK_ULONG, CK_ULONG, CK_FLAGS)> {
+    let algs = algs.unwrap_or(&crate::tpm_facts::ALL_ALGORITHMS);
+    let (fam, mut flags) = match MECHANISMS.iter().find(|(m, _)| *m == mech) {
+        Some((_, fam)) => {
+            let flags = match mech {
+                CKM_EC_KEY_PAIR_GEN | CKM_RSA_PKCS_KEY_PAIR_GEN => CKF_GENERATE_KEY_PAIR,
+                CKM_RSA_PKCS => CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT,
+                _ => CKF_SIGN | CKF_VERIFY,
+            };
+            (Some(*fam), flags)
+        }
+        None => {
+            let (_, fam, flags) = OTHER_MECHANISMS.iter().find(|(m, _, _)| *m == mech)?;
+            (*fam, *flags)
+        }
+    };
+    let Some(fam) = fam else {
+        return Some((0, 0, flags));
+    };
+    let default = match fam {
         Family::Ec => (256, 384),
         Family::Rsa => (2048, 4096),
     };
-    let mut flags = CKF_HW;
-    if mech == CKM_EC_KEY_PAIR_GEN || mech == CKM_RSA_PKCS_KEY_PAIR_GEN {
-        flags |= CKF_GENERATE_KEY_PAIR;
-    } else {
-        flags |= CKF_SIGN;
-    }
-    if *fam == Family::Ec {
+    let (min, max) = sizes(fam, algs).unwrap_or(default);
+    flags |= CKF_HW;
+    if fam == Family::Ec {
         flags |= CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
     }
     Some((min, max, flags))
+}
+
+/// C_GetMechanismInfo with every key algorithm of tpmkey: see [`info_for`].
+pub fn info(mech: CK_MECHANISM_TYPE) -> Option<(CK_ULONG, CK_ULONG, CK_FLAGS)> {
+    info_for(mech, None)
+}
+
+/// The return value for a [`MechError`].
+pub fn mech_rv_of(e: MechError) -> CK_RV {
+    match e {
+        MechError::Invalid => CKR_MECHANISM_INVALID,
+        MechError::ParamInvalid => CKR_MECHANISM_PARAM_INVALID,
+        MechError::DataLen => CKR_DATA_LEN_RANGE,
+        MechError::DataInvalid => CKR_DATA_INVALID,
+        MechError::KeyType => CKR_KEY_TYPE_INCONSISTENT,
+    }
 }
 
 /// The hash a mechanism applies itself, if any.
@@ -503,6 +578,33 @@ mod tests {
             .unwrap_err(),
             MechError::ParamInvalid
         );
+    }
+
+    #[test]
+    fn mechanism_info_follows_what_the_tpm_makes() {
+        // swtpm 0.7 makes no RSA-4096 keys: TestParms said so at init.
+        let algs = [
+            KeyAlgorithm::Ecc256,
+            KeyAlgorithm::Ecc384,
+            KeyAlgorithm::Rsa2048,
+            KeyAlgorithm::Rsa3072,
+        ];
+        let (min, max, flags) = info_for(CKM_RSA_PKCS_KEY_PAIR_GEN, Some(&algs)).unwrap();
+        assert_eq!((min, max), (2048, 3072));
+        assert_eq!(flags, CKF_HW | CKF_GENERATE_KEY_PAIR);
+        let (_, max, _) = info_for(CKM_RSA_PKCS_KEY_PAIR_GEN, None).unwrap();
+        assert_eq!(max, 4096);
+        let (_, _, flags) = info_for(CKM_RSA_PKCS, Some(&algs)).unwrap();
+        assert_eq!(
+            flags,
+            CKF_HW | CKF_SIGN | CKF_VERIFY | CKF_ENCRYPT | CKF_DECRYPT
+        );
+        let (min, max, flags) = info_for(CKM_ECDH1_DERIVE, Some(&algs[..1])).unwrap();
+        assert_eq!((min, max), (256, 256));
+        assert!(flags & CKF_DERIVE != 0 && flags & CKF_EC_NAMEDCURVE != 0);
+        assert_eq!(info_for(CKM_SHA256, Some(&algs)), Some((0, 0, CKF_DIGEST)));
+        assert_eq!(info_for(CKM_RSA_X_509, Some(&algs)), None);
+        assert!(all().contains(&CKM_RSA_PKCS_OAEP) && all().contains(&CKM_SHA512));
     }
 
     #[test]

@@ -6,12 +6,20 @@
 //!   one file per group of functions of PKCS#11 2.40 Base §5.
 //! - [`state`]: slots, sessions, logins, the object table (token objects from the
 //!   store, session objects in memory) and the TPM connection.
-//! - [`objects`]: the attributes each key shows.
+//! - [`objects`]: the attributes each key shows; [`secret`]: derived secret keys.
 //! - [`template`]: typed reading of the caller's attribute templates.
-//! - [`mechanisms`]: mechanisms and how each becomes one TPM2_Sign.
+//! - [`mechanisms`]: the mechanism table and how each signature becomes one
+//!   TPM2_Sign; [`verify`] checks signatures in software; [`crypt`]: RSA
+//!   encryption (software) and decryption (TPM2_RSA_Decrypt); [`ecdh`]:
+//!   CKM_ECDH1_DERIVE (TPM2_ECDH_ZGen); [`digest`]: software digests.
 
+pub mod crypt;
+pub mod digest;
+pub mod ecdh;
 pub mod ffi;
 pub mod mechanisms;
 pub mod objects;
+pub mod secret;
 pub mod state;
 pub mod template;
+pub mod verify;

@@ -1,14 +1,16 @@
 //! The objects a key shows (PKCS#11 2.40 Base §4.8 private keys, §4.7 public keys,
 //! Current Mechanisms §2.3.3 EC and §2.1.2 RSA attributes): a CKO_PRIVATE_KEY that
-//! signs and never leaves the TPM, and a CKO_PUBLIC_KEY. All of it comes from the
-//! store's public data: listing needs no TPM command.
+//! never leaves the TPM, and a CKO_PUBLIC_KEY. What they may do (CKA_SIGN,
+//! CKA_DECRYPT, CKA_DERIVE; CKA_VERIFY, CKA_ENCRYPT) follows the TPM object's
+//! `sign` and `decrypt` attributes. All of it comes from the store's public data:
+//! listing needs no TPM command.
 
 use cryptoki_sys::*;
 use tpm_commands::constants::TpmEccCurve;
 use tpm_commands::structures::{PublicParams, TpmtPublic};
 
 use crate::keys::sshpub::{ec_point, rsa_parts};
-use crate::keys::templates::KeyAlgorithm;
+use crate::keys::templates::{KeyAlgorithm, KeyUsage};
 
 /// CKA_EC_PARAMS of P-256: the DER OID 1.2.840.10045.3.1.7 (namedCurve).
 pub const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
@@ -84,6 +86,11 @@ impl KeyView {
         }
     }
 
+    /// What the key may do: its public area's `sign` and `decrypt` attributes.
+    pub fn usage(&self) -> KeyUsage {
+        KeyUsage::of(self.public.object_attributes)
+    }
+
     /// The RSA modulus length in bytes (0 for EC keys).
     pub fn modulus_len(&self) -> usize {
         match &self.public.params {
@@ -109,6 +116,7 @@ impl KeyView {
         let private = class == Class::Private;
         let ec = self.key_type() == CKK_EC;
         let generated = !self.imported;
+        let usage = self.usage();
         let v = match t {
             CKA_CLASS => ulong(if private {
                 CKO_PRIVATE_KEY
@@ -117,7 +125,10 @@ impl KeyView {
             }),
             CKA_TOKEN => bool_(true),
             CKA_PRIVATE => bool_(private && self.private_needs_login),
-            CKA_MODIFIABLE | CKA_COPYABLE | CKA_DERIVE => bool_(false),
+            CKA_MODIFIABLE | CKA_COPYABLE => bool_(false),
+            // ECDH (Current Mechanisms §2.3.17); shown on the public half as
+            // pkcs11-tool asks for it there too, though only the private one derives.
+            CKA_DERIVE => bool_(ec && usage.decrypt),
             CKA_DESTROYABLE => bool_(true),
             CKA_LABEL => self.label.as_bytes().to_vec(),
             CKA_ID => self.id.clone(),
@@ -153,8 +164,9 @@ impl KeyView {
             },
             CKA_MODULUS_BITS if !ec && !private => ulong((self.modulus_len() * 8) as CK_ULONG),
             // Private key attributes (§4.9).
-            CKA_SIGN if private => bool_(true),
-            CKA_SIGN_RECOVER | CKA_DECRYPT | CKA_UNWRAP if private => bool_(false),
+            CKA_SIGN if private => bool_(usage.sign),
+            CKA_DECRYPT if private => bool_(!ec && usage.decrypt),
+            CKA_SIGN_RECOVER | CKA_UNWRAP if private => bool_(false),
             CKA_SENSITIVE | CKA_ALWAYS_SENSITIVE | CKA_NEVER_EXTRACTABLE if private => {
                 bool_(t == CKA_SENSITIVE || generated)
             }
@@ -168,8 +180,9 @@ impl KeyView {
                 return Sensitive
             }
             // Public key attributes (§4.8).
-            CKA_VERIFY if !private => bool_(true),
-            CKA_VERIFY_RECOVER | CKA_ENCRYPT | CKA_WRAP | CKA_TRUSTED if !private => bool_(false),
+            CKA_VERIFY if !private => bool_(usage.sign),
+            CKA_ENCRYPT if !private => bool_(!ec && usage.decrypt),
+            CKA_VERIFY_RECOVER | CKA_WRAP | CKA_TRUSTED if !private => bool_(false),
             _ => return Invalid,
         };
         Value(v)
@@ -275,5 +288,30 @@ mod tests {
         assert!(!v.matches(Class::Private, &[(CKA_ID, vec![0xaa])]));
         assert!(!v.matches(Class::Public, &[(CKA_SIGN, vec![1])]));
         assert!(v.matches(Class::Public, &[]));
+    }
+
+    #[test]
+    fn usage_follows_the_tpm_attributes() {
+        use crate::keys::templates::key_template;
+        let mut v = p256_view();
+        let yes = AttrValue::Value(vec![1]);
+        let no = AttrValue::Value(vec![0]);
+        assert_eq!(v.attribute(Class::Private, CKA_DERIVE), no);
+        assert_eq!(v.attribute(Class::Private, CKA_DECRYPT), no);
+        v.public.object_attributes =
+            key_template(KeyAlgorithm::Ecc256, KeyUsage::DECRYPT, false).object_attributes;
+        assert_eq!(v.attribute(Class::Private, CKA_DERIVE), yes);
+        assert_eq!(v.attribute(Class::Private, CKA_SIGN), no);
+        assert_eq!(v.attribute(Class::Public, CKA_VERIFY), no);
+        // EC keys never decrypt or encrypt in PKCS#11: ECDH is derivation.
+        assert_eq!(v.attribute(Class::Private, CKA_DECRYPT), no);
+        assert_eq!(v.attribute(Class::Public, CKA_ENCRYPT), no);
+        let mut r = p256_view();
+        r.alg = KeyAlgorithm::Rsa2048;
+        r.public = key_template(KeyAlgorithm::Rsa2048, KeyUsage::SIGN_DECRYPT, false);
+        assert_eq!(r.attribute(Class::Private, CKA_DECRYPT), yes);
+        assert_eq!(r.attribute(Class::Private, CKA_SIGN), yes);
+        assert_eq!(r.attribute(Class::Public, CKA_ENCRYPT), yes);
+        assert_eq!(r.attribute(Class::Private, CKA_DERIVE), no);
     }
 }

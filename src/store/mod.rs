@@ -3,10 +3,14 @@
 //!
 //! Layout (format version 1, JSON, hex for binary):
 //! - `store.json`: `{ "version": 1, "srk": { "kind": "ecc"|"rsa", "name": hex } }`,
-//!   the SRK whose Name every key was made under (pinned).
+//!   the SRK whose Name every key was made under (pinned); optional `tpm` (maker,
+//!   vendor, firmware), `algorithms` (the key algorithms TPM2_TestParms accepted:
+//!   `["ecc256", "rsa2048", …]`) and `lockout` (`counter`, `max_tries`,
+//!   `interval`, `read_at`: the dictionary-attack state last read).
 //! - `tokens/<label>/token.json`: one token: its seals, and where the user seal is
 //!   persistent (`user_seal_handle`; `pending_seal_handle` while it is being made
-//!   so, see [`TokenRecord`]).
+//!   so, see [`TokenRecord`]); optional `user_pin_failures` and `so_pin_failures`
+//!   count wrong PINs since the last right one.
 //! - `tokens/<label>/keys/<id hex>.json`: one key per file, so processes adding keys
 //!   at the same time never overwrite each other's entries.
 //! - `lock`: `flock` target serializing every change between processes.
@@ -135,6 +139,30 @@ pub struct StoreRecord {
     /// C_GetTokenInfo) can name it without a TPM command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tpm: Option<TpmRecord>,
+    /// The key algorithms this TPM can make ("ecc256", "rsa2048", …), asked with
+    /// TPM2_TestParms by `init` (or when missing, by the first process that talks
+    /// to the TPM anyway), so that PKCS#11 C_GetMechanismInfo needs no TPM command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithms: Option<Vec<String>>,
+    /// The TPM's dictionary-attack state when it was last read (after a failed
+    /// PIN), so that C_GetTokenInfo can warn before the TPM locks out without
+    /// asking it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockout: Option<LockoutRecord>,
+}
+
+/// The TPM's dictionary-attack counters (Part 1 §19.8.6; TPM_PT_LOCKOUT_COUNTER,
+/// TPM_PT_MAX_AUTH_FAIL, TPM_PT_LOCKOUT_INTERVAL) at one moment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockoutRecord {
+    /// Failed authorizations counted.
+    pub counter: u32,
+    /// Failures that lock the TPM out.
+    pub max_tries: u32,
+    /// Seconds after which one failure is forgiven (0: only lockoutAuth resets).
+    pub interval: u32,
+    /// When it was read, seconds since the epoch.
+    pub read_at: u64,
 }
 
 /// The TPM's maker, model and firmware (TPM_PT_MANUFACTURER, VENDOR_STRING_*,
@@ -185,6 +213,12 @@ pub struct TokenRecord {
     pub pending_seal_handle: Option<u32>,
     /// Creation time, seconds since the epoch.
     pub created: u64,
+    /// Wrong user PINs since the last right one (PKCS#11 CKF_USER_PIN_COUNT_LOW).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub user_pin_failures: u32,
+    /// Wrong SO PINs since the last right one (CKF_SO_PIN_COUNT_LOW).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub so_pin_failures: u32,
 }
 
 /// `tokens/<label>/keys/<id>.json`.
@@ -213,6 +247,10 @@ pub struct KeyRecord {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// An open store directory.
@@ -315,6 +353,8 @@ impl Store {
                 version: FORMAT_VERSION,
                 srk: None,
                 tpm: None,
+                algorithms: None,
+                lockout: None,
             });
         }
         read_versioned(&path, |r: &StoreRecord| r.version)

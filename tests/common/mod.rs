@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+#[macro_use]
+pub mod p11;
 pub mod proxy;
 pub mod ssh;
 

@@ -37,6 +37,11 @@ tpm2b! {
     Tpm2bPublicKeyRsa, "TPM2B_PUBLIC_KEY_RSA", max = MAX_RSA_KEY_BYTES
 }
 tpm2b! {
+    /// TPM2B_PUBLIC_KEY_RSA holding a decrypted message (Part 3 §14.3
+    /// TPM2_RSA_Decrypt's `message`). Secret.
+    Tpm2bRsaPlaintext, "TPM2B_PUBLIC_KEY_RSA", max = MAX_RSA_KEY_BYTES, secret
+}
+tpm2b! {
     /// TPM2B_PRIVATE_KEY_RSA (Part 2 §11.2.4.7): RSA private prime(s). Secret.
     Tpm2bPrivateKeyRsa, "TPM2B_PRIVATE_KEY_RSA", max = MAX_RSA_KEY_BYTES * 5 / 2, secret
 }

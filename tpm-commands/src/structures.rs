@@ -296,6 +296,21 @@ tpm2b_struct! {
     Tpm2bEccPoint(TpmsEccPoint), "TPM2B_ECC_POINT", max = 4 + 2 * MAX_ECC_KEY_BYTES
 }
 
+tpm_struct! {
+    /// TPMS_ECC_POINT holding a shared secret (Part 3 §14.5 TPM2_ECDH_ZGen's
+    /// `outPoint`, whose x coordinate is the ECDH secret Z). Secret: both
+    /// coordinates zeroize on drop and never print.
+    pub struct TpmsEccSecretPoint as "TPMS_ECC_POINT" {
+        pub x: Tpm2bEccPrivate,
+        pub y: Tpm2bEccPrivate,
+    }
+}
+
+tpm2b_struct! {
+    /// TPM2B_ECC_POINT holding a shared secret (see [`TpmsEccSecretPoint`]).
+    Tpm2bEccSecretPoint(TpmsEccSecretPoint), "TPM2B_ECC_POINT", max = 4 + 2 * MAX_ECC_KEY_BYTES
+}
+
 /// TPMT_PUBLIC's type-dependent part: TPMU_PUBLIC_PARMS and TPMU_PUBLIC_ID, both
 /// selected by the one `type` field (Part 2 §12.2.3.7, §12.2.4).
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -132,6 +132,7 @@ fn buffers() {
     rt(Tpm2bAuth::new(d(32, 4)).unwrap());
     rt(Tpm2bSensitiveData::new(d(128, 5)).unwrap());
     rt(Tpm2bPublicKeyRsa::new(d(256, 6)).unwrap());
+    rt(Tpm2bRsaPlaintext::new(d(190, 6)).unwrap());
     rt(Tpm2bPrivateKeyRsa::new(d(128, 7)).unwrap());
     rt(Tpm2bEccParameter::new(d(48, 8)).unwrap());
     rt(Tpm2bEccPrivate::new(d(32, 9)).unwrap());
@@ -209,6 +210,23 @@ fn structures_and_unions() {
     rt(point.clone());
     rt(Tpm2bEccPoint::new(point));
     rt(Tpm2bEccPoint(None));
+    let secret = TpmsEccSecretPoint {
+        x: Tpm2bEccPrivate::new(d(32, 3)).unwrap(),
+        y: Tpm2bEccPrivate::new(d(32, 4)).unwrap(),
+    };
+    // The same bytes as a public point; Debug shows neither coordinate.
+    assert_eq!(
+        rt(Tpm2bEccSecretPoint::new(secret.clone())),
+        rt(Tpm2bEccPoint::new(TpmsEccPoint {
+            x: Tpm2bEccParameter::new(d(32, 3)).unwrap(),
+            y: Tpm2bEccParameter::new(d(32, 4)).unwrap(),
+        }))
+    );
+    let shown = format!("{secret:?}");
+    assert!(
+        shown.contains("redacted") && !shown.contains("0303"),
+        "{shown}"
+    );
     rt(TpmtPublic {
         name_alg: TpmAlgId::SHA256,
         object_attributes: TpmaObject::USER_WITH_AUTH,

@@ -222,6 +222,10 @@ pub(crate) enum KeyCmd {
         /// ecc256, ecc384, rsa2048, rsa3072 or rsa4096.
         #[arg(long, default_value = "ecc256")]
         algorithm: String,
+        /// sign, decrypt or sign,decrypt: what the TPM lets the key do (for an
+        /// ECC key, decrypt means ECDH key agreement).
+        #[arg(long, default_value = "sign")]
+        usage: String,
         /// The token's user PIN (prompted for when needed and absent).
         #[arg(long)]
         userpin: Option<String>,
@@ -241,6 +245,11 @@ pub(crate) enum KeyCmd {
         label: String,
         /// The private key file.
         file: PathBuf,
+        /// sign, decrypt or sign,decrypt: what the TPM lets the key do (for an
+        /// ECC key, decrypt means ECDH key agreement); default sign. A TSS2 key
+        /// file keeps the usage it was made with.
+        #[arg(long)]
+        usage: Option<String>,
         /// The token's user PIN (prompted for when needed and absent).
         #[arg(long)]
         userpin: Option<String>,

@@ -50,6 +50,12 @@ fn user_pin_for(
     })
 }
 
+/// `--usage`: sign, decrypt or sign,decrypt.
+fn parse_usage(s: &str) -> Result<tpmkey::keys::templates::KeyUsage, String> {
+    tpmkey::keys::templates::KeyUsage::parse(s)
+        .ok_or_else(|| format!("unknown usage {s:?}: use sign, decrypt or sign,decrypt"))
+}
+
 fn run(cli: &Cli) -> Result<(), String> {
     let e = |e: tpmkey::Error| e.to_string();
     let app = || -> Result<App, String> {
@@ -165,16 +171,20 @@ fn run(cli: &Cli) -> Result<(), String> {
             token,
             label,
             algorithm,
+            usage,
             userpin,
             pin_file,
         }) => {
             let app = app()?;
             let alg = parse_algorithm(algorithm).map_err(e)?;
+            let usage = parse_usage(usage)?;
             let pin = user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref())?;
-            let k = app.key_add(token, label, alg, &pin).map_err(e)?;
+            let k = app.key_add_for(token, label, alg, usage, &pin).map_err(e)?;
             println!(
-                "key {label} ({}) added to token {token}, id {}",
-                k.algorithm, k.id
+                "key {label} ({}, {}) added to token {token}, id {}",
+                k.algorithm,
+                usage.name(),
+                k.id
             );
             Ok(())
         }
@@ -182,6 +192,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             token,
             label,
             file,
+            usage,
             userpin,
             pin_file,
             passphrase_file,
@@ -190,6 +201,12 @@ fn run(cli: &Cli) -> Result<(), String> {
             let text = tpmkey::files::read_file(file, tpmkey::files::Links::Follow)
                 .map_err(|x| x.to_string())?;
             if tpmkey::keys::tss2::is_tss2_pem(&text) {
+                if usage.is_some() {
+                    return Err(format!(
+                        "{}: a TPM key file keeps the usage it was made with; leave out --usage",
+                        file.display()
+                    ));
+                }
                 return cmd_tss2::import(
                     &app,
                     token,
@@ -200,6 +217,7 @@ fn run(cli: &Cli) -> Result<(), String> {
                     || user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref()),
                 );
             }
+            let usage = parse_usage(usage.as_deref().unwrap_or("sign"))?;
             let key = tpmkey::keys::keyfile::parse_private_key(&text, || {
                 read_pin(&PinSource {
                     what: "passphrase for the key file",
@@ -214,10 +232,14 @@ fn run(cli: &Cli) -> Result<(), String> {
             })
             .map_err(|x| format!("{}: {x}", file.display()))?;
             let pin = user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref())?;
-            let k = app.key_import(token, label, &key, &pin).map_err(e)?;
+            let k = app
+                .key_import_for(token, label, &key, usage, &pin)
+                .map_err(e)?;
             println!(
-                "key {label} ({}) imported into token {token}, id {}",
-                k.algorithm, k.id
+                "key {label} ({}, {}) imported into token {token}, id {}",
+                k.algorithm,
+                usage.name(),
+                k.id
             );
             Ok(())
         }
@@ -248,11 +270,12 @@ fn run(cli: &Cli) -> Result<(), String> {
                 eprintln!("tpmkey: skipped: {b}");
             }
             if *json {
-                let v: Vec<_> = keys.iter().map(|(t, k)| serde_json::json!({"token": t, "label": k.label, "id": k.id, "algorithm": k.algorithm, "imported": k.imported, "created": k.created})).collect();
+                let v: Vec<_> = keys.iter().map(|(t, k)| serde_json::json!({"token": t, "label": k.label, "id": k.id, "algorithm": k.algorithm, "usage": App::key_usage(k).map(|u| u.name()), "imported": k.imported, "created": k.created})).collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 for (t, k) in keys {
-                    println!("{t}\t{}\t{}\tid {}", k.label, k.algorithm, k.id);
+                    let usage = App::key_usage(&k).map_or("?", |u| u.name());
+                    println!("{t}\t{}\t{}\tid {}\t{usage}", k.label, k.algorithm, k.id);
                 }
             }
             Ok(())

@@ -1,6 +1,6 @@
 //! Key generation and random numbers (PKCS#11 2.40 Base §5.14, §5.15).
 
-use super::{mechanism, out, template, with_module};
+use super::{bytes, mechanism, out, template, with_module};
 use crate::pkcs11::state::Module;
 use cryptoki_sys::*;
 
@@ -16,6 +16,8 @@ pub unsafe extern "C" fn C_GenerateKeyPair(
     priv_key: *mut CK_OBJECT_HANDLE,
 ) -> CK_RV {
     with_module(|m| {
+        // The session first: a bogus session is that, whatever the templates say.
+        m.check_session(h)?;
         // SAFETY: each pointer checked by the helper that reads it.
         let (mech, _) = unsafe { mechanism(mech) }?;
         // SAFETY: as above.
@@ -38,6 +40,7 @@ pub unsafe extern "C" fn C_GenerateRandom(
     len: CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
+        m.check_session(h)?;
         let n = usize::try_from(len).map_err(|_| CKR_ARGUMENTS_BAD)?;
         if n == 0 {
             return Ok(());
@@ -49,5 +52,22 @@ pub unsafe extern "C" fn C_GenerateRandom(
         // SAFETY: the caller's buffer holds `n` bytes.
         unsafe { std::ptr::copy_nonoverlapping(r.as_ptr(), buf, n) };
         Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SeedRandom(
+    h: CK_SESSION_HANDLE,
+    seed: *mut CK_BYTE,
+    len: CK_ULONG,
+) -> CK_RV {
+    with_module(|m| {
+        m.check_session(h)?;
+        // SAFETY: checked in `bytes`.
+        let seed = unsafe { bytes(seed, len) }?;
+        if seed.is_empty() {
+            return Ok(());
+        }
+        m.seed_random(h, seed)
     })
 }

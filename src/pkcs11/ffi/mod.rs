@@ -16,19 +16,30 @@ use cryptoki_sys::*;
 use super::mechanisms::PssParams;
 use super::state::{Module, Rv};
 
+mod decrypt;
+mod derive;
+mod digest;
+mod encrypt;
 mod keygen;
 mod objects;
+mod params;
 mod session;
 mod sign;
 mod token;
 mod unsupported;
+mod verify;
 
+use decrypt::*;
+use derive::*;
+use digest::*;
+use encrypt::*;
 use keygen::*;
 use objects::*;
 use session::*;
 use sign::*;
 use token::*;
 use unsupported::*;
+use verify::*;
 
 /// The module state; None between C_Finalize and C_Initialize.
 static STATE: Mutex<Option<Module>> = Mutex::new(None);
@@ -202,15 +213,17 @@ pub unsafe extern "C" fn C_Initialize(args: *mut c_void) -> CK_RV {
 #[no_mangle]
 pub unsafe extern "C" fn C_Finalize(reserved: *mut c_void) -> CK_RV {
     guard(|| {
-        if !reserved.is_null() {
-            return CKR_ARGUMENTS_BAD;
-        }
         let mut g = lock();
         match g.take() {
             None => CKR_CRYPTOKI_NOT_INITIALIZED,
             Some(m) if m.pid() != std::process::id() => {
                 m.abandon();
                 CKR_CRYPTOKI_NOT_INITIALIZED
+            }
+            // Initialization first, then the argument (§5.4).
+            Some(m) if !reserved.is_null() => {
+                *g = Some(m);
+                CKR_ARGUMENTS_BAD
             }
             // Dropping the module flushes its loaded keys and session.
             Some(m) => {

@@ -19,6 +19,7 @@ pub unsafe extern "C" fn C_GetAttributeValue(
     n: CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
+        m.check_session(h)?;
         let n = usize::try_from(n).map_err(|_| CKR_ARGUMENTS_BAD)?;
         if attrs.is_null() && n > 0 {
             return Err(CKR_ARGUMENTS_BAD);
@@ -75,6 +76,7 @@ pub unsafe extern "C" fn C_FindObjectsInit(
     n: CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
+        m.check_session(h)?;
         // SAFETY: `n` attributes at `attrs`, checked in `template`.
         let t = unsafe { template(attrs, n) }?;
         m.find_init(h, &t)
@@ -89,6 +91,7 @@ pub unsafe extern "C" fn C_FindObjects(
     count: *mut CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
+        m.check_session(h)?;
         // SAFETY: checked for null by `out`.
         let count = unsafe { out(count) }?;
         if objects.is_null() && max > 0 {

@@ -14,6 +14,7 @@ pub unsafe extern "C" fn C_OpenSession(
     session: *mut CK_SESSION_HANDLE,
 ) -> CK_RV {
     with_module(|m| {
+        m.slot_info(slot)?;
         // SAFETY: checked for null by `out`.
         let session = unsafe { out(session) }?;
         *session = m.open_session(slot, flags)?;
@@ -37,9 +38,9 @@ pub unsafe extern "C" fn C_GetSessionInfo(
     info: *mut CK_SESSION_INFO,
 ) -> CK_RV {
     with_module(|m| {
+        let f = m.session_info(h)?;
         // SAFETY: checked for null by `out`.
         let info = unsafe { out(info) }?;
-        let f = m.session_info(h)?;
         info.slotID = f.slot;
         info.state = f.state;
         info.flags = f.flags;
@@ -56,6 +57,7 @@ pub unsafe extern "C" fn C_Login(
     len: CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
+        m.check_session(h)?;
         // SAFETY: `len` bytes at `pin`, checked in `bytes`.
         let pin = zeroize::Zeroizing::new(unsafe { bytes(pin, len) }?.to_vec());
         m.login(h, user, &pin)

@@ -12,6 +12,7 @@ pub unsafe extern "C" fn C_SignInit(
     key: CK_OBJECT_HANDLE,
 ) -> CK_RV {
     with_module(|m| {
+        m.check_session(h)?;
         // SAFETY: checked in `mechanism`.
         let (mech, pss) = unsafe { mechanism(mech) }?;
         m.sign_init(h, mech, pss, key)
@@ -61,6 +62,7 @@ pub unsafe extern "C" fn C_Sign(
     sig_len: *mut CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
+        m.check_session(h)?;
         // SAFETY: checked in `bytes`.
         let data = unsafe { bytes(data, data_len) }?;
         // SAFETY: checked in `sign_out`.
@@ -75,6 +77,7 @@ pub unsafe extern "C" fn C_SignUpdate(
     len: CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
+        m.check_session(h)?;
         // SAFETY: checked in `bytes`.
         let data = unsafe { bytes(data, len) }?;
         m.sign_update(h, data)
@@ -87,6 +90,9 @@ pub unsafe extern "C" fn C_SignFinal(
     sig: *mut CK_BYTE,
     sig_len: *mut CK_ULONG,
 ) -> CK_RV {
-    // SAFETY: checked in `sign_out`.
-    with_module(|m| unsafe { sign_out(m, h, None, sig, sig_len) })
+    with_module(|m| {
+        m.check_session(h)?;
+        // SAFETY: checked in `sign_out`.
+        unsafe { sign_out(m, h, None, sig, sig_len) }
+    })
 }

@@ -20,9 +20,9 @@ pub unsafe extern "C" fn C_GetSlotList(
 #[no_mangle]
 pub unsafe extern "C" fn C_GetSlotInfo(slot: CK_SLOT_ID, info: *mut CK_SLOT_INFO) -> CK_RV {
     with_module(|m| {
+        let (label, present) = m.slot_info(slot)?;
         // SAFETY: checked for null by `out`.
         let info = unsafe { out(info) }?;
-        let (label, present) = m.slot_info(slot)?;
         pad(
             &mut info.slotDescription,
             &format!("tpmkey TPM token {label}"),
@@ -38,9 +38,9 @@ pub unsafe extern "C" fn C_GetSlotInfo(slot: CK_SLOT_ID, info: *mut CK_SLOT_INFO
 #[no_mangle]
 pub unsafe extern "C" fn C_GetTokenInfo(slot: CK_SLOT_ID, info: *mut CK_TOKEN_INFO) -> CK_RV {
     with_module(|m| {
+        let t = m.token_info(slot)?;
         // SAFETY: checked for null by `out`.
         let info = unsafe { out(info) }?;
-        let t = m.token_info(slot)?;
         pad(&mut info.label, &t.label);
         pad(&mut info.manufacturerID, &t.manufacturer);
         pad(&mut info.model, &t.model);
@@ -74,7 +74,7 @@ pub unsafe extern "C" fn C_GetMechanismList(
 ) -> CK_RV {
     with_module(|m| {
         m.slot_info(slot)?;
-        let mechs: Vec<CK_ULONG> = mechanisms::MECHANISMS.iter().map(|(x, _)| *x).collect();
+        let mechs: Vec<CK_ULONG> = mechanisms::all();
         // SAFETY: pointers as given by the caller, checked in write_list.
         unsafe { write_list(&mechs, list, count) }
     })
@@ -90,7 +90,7 @@ pub unsafe extern "C" fn C_GetMechanismInfo(
         m.slot_info(slot)?;
         // SAFETY: checked for null by `out`.
         let info = unsafe { out(info) }?;
-        let (min, max, flags) = mechanisms::info(mech).ok_or(CKR_MECHANISM_INVALID)?;
+        let (min, max, flags) = m.mechanism_info(mech)?;
         info.ulMinKeySize = min;
         info.ulMaxKeySize = max;
         info.flags = flags;
@@ -105,6 +105,7 @@ pub unsafe extern "C" fn C_InitPIN(
     len: CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
+        m.check_session(h)?;
         // SAFETY: `len` bytes at `pin`, checked in `bytes`.
         let pin = unsafe { bytes(pin, len) }?;
         m.init_pin(h, pin)
@@ -120,6 +121,7 @@ pub unsafe extern "C" fn C_SetPIN(
     new_len: CK_ULONG,
 ) -> CK_RV {
     with_module(|m| {
+        m.check_session(h)?;
         // SAFETY: lengths and pointers checked in `bytes`.
         let (old, new) = unsafe { (bytes(old, old_len)?, bytes(new, new_len)?) };
         m.set_pin(h, old, new)

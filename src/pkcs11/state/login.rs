@@ -1,5 +1,6 @@
 //! C_Login and C_Logout (PKCS#11 2.40 Base §5.6): the TPM checks the PIN by
-//! unsealing the token secret.
+//! unsealing the token secret; refused PINs are counted for the PIN flags of
+//! C_GetTokenInfo (§3.2 CK_TOKEN_INFO).
 
 use super::{Login, Module, Rv};
 use cryptoki_sys::*;
@@ -59,9 +60,14 @@ impl Module {
                 // destructors (ssh's fatal() ends in _exit): leave nothing loaded
                 // on a TPM without a resource manager. A retry connects again.
                 self.close_conn();
+                self.note_pin_failure(&label, so, rv);
                 return Err(rv);
             }
         };
+        if let Some(app) = &self.app {
+            // Clears the failure count (a store write only when it was not zero).
+            let _ = app.note_pin(&label, so, true);
+        }
         self.slots[slot].login = Some(if so {
             Login::So(secret)
         } else {
@@ -83,12 +89,82 @@ impl Module {
         for s in self.sessions.values_mut().filter(|s| s.slot == slot) {
             s.find = None;
             s.sign = None;
+            s.ops.decrypt = None;
+        }
+        // §5.6 C_Logout: the private session objects of the token are destroyed.
+        let private: Vec<usize> = self
+            .objects
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| {
+                o.as_ref()
+                    .is_some_and(|o| o.slot == slot && o.session.is_some() && o.is_private())
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for i in private {
+            self.objects[i] = None;
+            self.unload((i + 1) as CK_OBJECT_HANDLE);
         }
         Ok(())
+    }
+
+    /// After a PIN the TPM refused (or refused to check, in lockout): count it
+    /// for the token, and read the TPM's dictionary-attack counters while the
+    /// connection is open anyway (one TPM2_GetCapability), so that
+    /// C_GetTokenInfo can show CKF_*_PIN_FINAL_TRY and CKF_*_PIN_LOCKED.
+    pub(super) fn note_pin_failure(&mut self, label: &str, so: bool, rv: Rv) {
+        if rv != CKR_PIN_INCORRECT && rv != CKR_PIN_LOCKED {
+            return;
+        }
+        if let Some(app) = &self.app {
+            let _ = app.note_pin(label, so, false);
+        }
+        let lockout = self
+            .conn
+            .as_mut()
+            .and_then(|c| crate::tpm_facts::read_lockout(&mut c.tpm).ok());
+        if let (Some(app), Some(l)) = (&self.app, lockout) {
+            let _ = app.note_lockout(l);
+        }
     }
 
     pub(super) fn user_logged_in(&self, slot: usize) -> bool {
         let s = &self.slots[slot];
         s.token.no_pin || matches!(s.login, Some(Login::User(_)))
     }
+}
+
+/// The CKF_USER_PIN_* and CKF_SO_PIN_* flags of a PIN token, from its failure
+/// counts and the TPM's dictionary-attack counters as last read (no TPM command).
+pub(super) fn pin_flags(
+    token: &crate::store::TokenRecord,
+    lockout: Option<&crate::store::LockoutRecord>,
+) -> CK_FLAGS {
+    use crate::tpm_facts::pin_status;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let user = pin_status(token.user_pin_failures, lockout, now);
+    let so = pin_status(token.so_pin_failures, lockout, now);
+    let mut f = 0;
+    for (on, flag) in [
+        (user.count_low, CKF_USER_PIN_COUNT_LOW),
+        (user.final_try, CKF_USER_PIN_FINAL_TRY),
+        (user.locked, CKF_USER_PIN_LOCKED),
+        (
+            so.count_low && token.so_seal.is_some(),
+            CKF_SO_PIN_COUNT_LOW,
+        ),
+        (
+            so.final_try && token.so_seal.is_some(),
+            CKF_SO_PIN_FINAL_TRY,
+        ),
+        (so.locked && token.so_seal.is_some(), CKF_SO_PIN_LOCKED),
+    ] {
+        if on {
+            f |= flag;
+        }
+    }
+    f
 }

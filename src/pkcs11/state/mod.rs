@@ -14,13 +14,21 @@
 //! This file holds the state and the slot, token and session functions; the
 //! children add the rest: `conn` the TPM connection, `login` C_Login and
 //! C_Logout, `objects` the object table and C_FindObjects*, `sign` signing,
-//! `keygen` key generation, PINs and random bytes.
+//! `keygen` key generation, PINs and random bytes, `verify`, `encrypt`,
+//! `decrypt`, `derive` and `digest` those operations, `checks` the argument
+//! checks of the functions the module does not offer.
 
+mod checks;
 mod conn;
+mod decrypt;
+mod derive;
+mod digest;
+mod encrypt;
 mod keygen;
 mod login;
 mod objects;
 mod sign;
+mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -30,10 +38,11 @@ use zeroize::Zeroizing;
 
 use super::mechanisms::{Input, MechError, SignPlan};
 use super::objects::{AttrValue, Class, KeyView};
+use super::secret::SecretKey;
 use crate::app::{App, Connected};
 use crate::error::Error;
 use crate::keys::ops::WrappedKey;
-use crate::keys::templates::KeyAlgorithm;
+use crate::keys::templates::{KeyAlgorithm, KeyUsage};
 use crate::store::{to_hex, KeyRecord, Store, TokenRecord};
 use crate::tcti::Tcti;
 
@@ -72,6 +81,8 @@ struct Object {
 enum Kind {
     /// One half of a key pair held by the TPM.
     Key(KeyHalf),
+    /// A secret key derived in a session (C_DeriveKey).
+    Secret(Box<SecretKey>),
 }
 
 /// A key's private or public half: what it shows and the TPM blob behind it.
@@ -80,6 +91,9 @@ struct KeyHalf {
     view: Arc<KeyView>,
     record: Arc<KeyRecord>,
     wrapped: Arc<WrappedKey>,
+    /// A session key's authValue: random, in memory only (token keys derive
+    /// theirs from the token secret).
+    auth: Option<Arc<Zeroizing<Vec<u8>>>>,
 }
 
 impl Object {
@@ -87,6 +101,7 @@ impl Object {
     fn key(&self) -> Option<&KeyHalf> {
         match &self.kind {
             Kind::Key(k) => Some(k),
+            Kind::Secret(_) => None,
         }
     }
 
@@ -94,7 +109,7 @@ impl Object {
     fn token_key(&self, slot: usize) -> Option<&KeyHalf> {
         match &self.kind {
             Kind::Key(k) if self.slot == slot && self.session.is_none() => Some(k),
-            Kind::Key(_) => None,
+            Kind::Key(_) | Kind::Secret(_) => None,
         }
     }
 
@@ -102,6 +117,7 @@ impl Object {
     fn is_private(&self) -> bool {
         match &self.kind {
             Kind::Key(k) => k.class == Class::Private && k.view.private_needs_login,
+            Kind::Secret(k) => k.spec.private,
         }
     }
 
@@ -109,6 +125,7 @@ impl Object {
     fn attribute(&self, t: CK_ATTRIBUTE_TYPE) -> AttrValue {
         let v = match &self.kind {
             Kind::Key(k) => k.view.attribute(k.class, t),
+            Kind::Secret(k) => k.attribute(t),
         };
         match (t, v) {
             (CKA_TOKEN, AttrValue::Value(_)) => {
@@ -140,6 +157,17 @@ struct Session {
     rw: bool,
     find: Option<Vec<CK_OBJECT_HANDLE>>,
     sign: Option<SignOp>,
+    ops: Ops,
+}
+
+/// A session's other operations (PKCS#11 2.40 Base §5.8-5.13), one of each kind
+/// at a time.
+#[derive(Default)]
+struct Ops {
+    digest: Option<digest::DigestOp>,
+    verify: Option<verify::VerifyOp>,
+    encrypt: Option<encrypt::EncryptOp>,
+    decrypt: Option<decrypt::DecryptOp>,
 }
 
 /// What C_Sign gives back.
@@ -148,6 +176,15 @@ pub enum SignOutput {
     Length(usize),
     /// The signature; the operation is over.
     Signature(Vec<u8>),
+}
+
+/// What C_Digest, C_Encrypt, C_Decrypt and their Final calls give back.
+pub enum OpOutput {
+    /// The caller asked for the length only, or its buffer was too small: the
+    /// operation goes on.
+    Length(usize),
+    /// The result; the operation is over.
+    Bytes(Zeroizing<Vec<u8>>),
 }
 
 /// Facts for C_GetTokenInfo, all from the store.
@@ -186,6 +223,13 @@ pub struct KeyPairRequest {
     pub label: Option<String>,
     /// CKA_ID.
     pub id: Option<Vec<u8>>,
+    /// CKA_SIGN/CKA_VERIFY, CKA_DECRYPT/CKA_ENCRYPT, CKA_DERIVE: what the TPM
+    /// object may do.
+    pub usage: KeyUsage,
+    /// CKA_TOKEN: a token object (in the store) rather than a session object.
+    pub token: bool,
+    /// The private key's CKA_PRIVATE.
+    pub private: bool,
 }
 
 /// Prints a one-line diagnostic on stderr (the host application's users need to
@@ -417,7 +461,11 @@ impl Module {
             ),
             None => ("TPM".into(), "TPM 2.0".into(), (0, 0)),
         };
-        let srk_name = rec.and_then(|r| r.srk).map(|s| s.name).unwrap_or_default();
+        let srk_name = rec
+            .as_ref()
+            .and_then(|r| r.srk.as_ref())
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
         let serial = crate::crypto::hash::HashAlg::Sha256.hash(&[
             srk_name.as_bytes(),
             b"\0",
@@ -429,6 +477,7 @@ impl Module {
             if s.token.user_seal.is_some() {
                 flags |= CKF_USER_PIN_INITIALIZED;
             }
+            flags |= login::pin_flags(&s.token, rec.as_ref().and_then(|r| r.lockout.as_ref()));
         }
         let open = self.sessions.values().filter(|x| x.slot == i);
         let rw = open.clone().filter(|x| x.rw).count();
@@ -441,6 +490,19 @@ impl Module {
             sessions: (open.count(), rw),
             firmware,
         })
+    }
+
+    /// C_GetMechanismInfo: key sizes from the key algorithms this TPM makes, as
+    /// recorded in the store (no TPM command).
+    ///
+    /// # Errors
+    /// CKR_MECHANISM_INVALID.
+    pub fn mechanism_info(
+        &self,
+        mech: CK_MECHANISM_TYPE,
+    ) -> Result<(CK_ULONG, CK_ULONG, CK_FLAGS), Rv> {
+        let algs = self.app.as_ref().and_then(|a| a.known_algorithms());
+        super::mechanisms::info_for(mech, algs.as_deref()).ok_or(CKR_MECHANISM_INVALID)
     }
 
     /// C_OpenSession.
@@ -470,6 +532,7 @@ impl Module {
                 rw,
                 find: None,
                 sign: None,
+                ops: Ops::default(),
             },
         );
         Ok(h)

@@ -105,6 +105,7 @@ impl Module {
                         view: view.clone(),
                         record: record.clone(),
                         wrapped: wrapped.clone(),
+                        auth: None,
                     }),
                 }));
             }
@@ -224,12 +225,20 @@ impl Module {
     /// CKR_SESSION_READ_ONLY (a token object from a read-only session),
     /// CKR_USER_NOT_LOGGED_IN, handle errors.
     pub fn destroy(&mut self, h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<(), Rv> {
-        let (slot, owner, kind) = {
+        let (slot, owner, id) = {
             let o = self.object(h, oh)?;
-            (o.slot, o.session, &o.kind)
+            let id = match &o.kind {
+                Kind::Key(k) => Some(k.record.id.clone()),
+                Kind::Secret(_) => None,
+            };
+            (o.slot, o.session, id)
         };
-        let id = match kind {
-            Kind::Key(k) => k.record.id.clone(),
+        // A derived secret is one session object, alone.
+        let Some(id) = id else {
+            if let Some(o) = self.objects.get_mut((oh - 1) as usize) {
+                *o = None;
+            }
+            return Ok(());
         };
         if owner.is_none() && !self.sessions.get(&h).is_some_and(|s| s.rw) {
             return Err(CKR_SESSION_READ_ONLY);

@@ -38,11 +38,12 @@ impl Module {
                 rv
             }
         })?;
-        let k = o.key().ok_or(CKR_KEY_HANDLE_INVALID)?;
-        if k.class != Class::Private {
+        // A derived secret is a key, of a type no signing mechanism takes.
+        let k = o.key().ok_or(CKR_KEY_TYPE_INCONSISTENT)?;
+        if k.class != Class::Private || !k.view.usage().sign {
             return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
-        if !self.user_logged_in(o.slot) {
+        if o.is_private() && !self.user_logged_in(o.slot) {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         let plan =
@@ -134,18 +135,37 @@ impl Module {
         Ok(auth)
     }
 
+    /// The authValue of key object `oh` as seen from session `h`: a session
+    /// key's own, or a token key's from [`Module::key_auth`].
+    pub(super) fn object_auth(
+        &mut self,
+        h: CK_SESSION_HANDLE,
+        oh: CK_OBJECT_HANDLE,
+    ) -> Result<Zeroizing<Vec<u8>>, Rv> {
+        let (slot, record, own) = {
+            let o = self.object(h, oh)?;
+            let k = o.key().ok_or(CKR_KEY_HANDLE_INVALID)?;
+            (o.slot, k.record.clone(), k.auth.clone())
+        };
+        match own {
+            Some(a) => Ok(Zeroizing::new(a.to_vec())),
+            None => self.key_auth(slot, &record),
+        }
+    }
+
     /// The TPM blob behind key object `oh`.
-    fn wrapped(&self, oh: CK_OBJECT_HANDLE) -> Option<Arc<WrappedKey>> {
+    pub(super) fn wrapped(&self, oh: CK_OBJECT_HANDLE) -> Result<Arc<WrappedKey>, Rv> {
         self.objects
             .get((oh as usize).wrapping_sub(1))
             .and_then(|o| o.as_ref())
             .and_then(|o| o.key())
             .map(|k| k.wrapped.clone())
+            .ok_or(CKR_KEY_HANDLE_INVALID)
     }
 
     /// Flushes the key of object `oh` if it is loaded (before the object goes).
     pub(super) fn unload(&mut self, oh: CK_OBJECT_HANDLE) {
-        if let (Some(w), Some(c)) = (self.wrapped(oh), self.conn.as_mut()) {
+        if let (Ok(w), Some(c)) = (self.wrapped(oh), self.conn.as_mut()) {
             c.unload(&w);
         }
     }
@@ -161,13 +181,8 @@ impl Module {
         hash: crate::crypto::hash::HashAlg,
         digest: &[u8],
     ) -> Result<Vec<u8>, Rv> {
-        let (slot, record) = {
-            let o = self.object(h, oh)?;
-            let k = o.key().ok_or(CKR_KEY_HANDLE_INVALID)?;
-            (o.slot, k.record.clone())
-        };
-        let auth = self.key_auth(slot, &record)?;
-        let wrapped = self.wrapped(oh).ok_or(CKR_KEY_HANDLE_INVALID)?;
+        let auth = self.object_auth(h, oh)?;
+        let wrapped = self.wrapped(oh)?;
         let hash_id = tpm_commands::constants::TpmAlgId(hash.alg_id());
         let r = self
             .conn()?

@@ -162,7 +162,7 @@ tpm_commands! {
         handles { key_handle: auth }
         params { cipher_text: Tpm2bPublicKeyRsa, in_scheme: TpmtRsaDecrypt, label: Tpm2bData }
         response_handles {}
-        response { message: Tpm2bPublicKeyRsa }
+        response { message: Tpm2bRsaPlaintext }
     }
 
     /// Part 3 §14.5 TPM2_ECDH_ZGen.
@@ -170,7 +170,7 @@ tpm_commands! {
         handles { key_handle: auth }
         params { in_point: Tpm2bEccPoint }
         response_handles {}
-        response { out_point: Tpm2bEccPoint }
+        response { out_point: Tpm2bEccSecretPoint }
     }
 
     /// Part 3 §19.3 TPM2_EC_Ephemeral.
