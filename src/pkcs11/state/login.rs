@@ -59,8 +59,8 @@ impl Module {
                 // A failed login is often followed by an exit that runs no
                 // destructors (ssh's fatal() ends in _exit): leave nothing loaded
                 // on a TPM without a resource manager. A retry connects again.
-                self.close_conn();
                 self.note_pin_failure(&label, so, rv);
+                self.close_conn();
                 return Err(rv);
             }
         };
