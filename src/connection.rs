@@ -195,6 +195,8 @@ impl Connected {
     pub fn load(&mut self, wrapped: &WrappedKey) -> Result<LoadedKey> {
         let name = object_name(&wrapped.public)?;
         let now = self.tpm.generation();
+        // Keys of an earlier generation may be gone, their handles another's.
+        self.loaded.retain(|c| c.generation == now);
         if let Some(c) = self
             .loaded
             .iter()
@@ -202,7 +204,6 @@ impl Connected {
         {
             return Ok(c.key.clone());
         }
-        self.loaded.retain(|c| c.name != name);
         let max = if self.tpm.has_resource_manager() {
             MAX_LOADED
         } else {
