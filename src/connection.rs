@@ -14,16 +14,20 @@
 //!   public area is pinned, a key loads under the SRK with its empty password, so
 //!   neither needs the PIN; the key's authValue comes from the token secret the
 //!   login unsealed.
-//! - [`Connected::sign`] also recovers from handles another program flushed without
-//!   a word: an object or session gone ([`crate::tpm::handle_gone`]) is loaded or
-//!   started again and the signature retried. A refused authorization with a key
-//!   kept from an earlier operation is checked with TPM2_ReadPublic (the Name
-//!   recomputed from its public area must be the one loaded): another object there
-//!   is forgotten and the key loaded again; when the key is ours, a session kept
-//!   from an earlier operation is taken for another process's and started again.
-//!   Such a refusal counts against the TPM's dictionary-attack counter when the
-//!   object now at the handle is protected by it: the flush epoch spares tpmkey's
-//!   own users that, a program that flushes others' handles silently cannot.
+//! - [`Connected::use_key`] (signatures, decryptions, ECDH) also recovers from
+//!   handles another program flushed without a word: when the key or the session
+//!   is gone ([`crate::tpm::handle_gone`]), or a refused authorization with a key
+//!   kept from an earlier operation turns out to be another object at its handle
+//!   (TPM2_ReadPublic: the Name recomputed from its public area is not the one
+//!   loaded) or, the key being ours, to come from a session kept from an earlier
+//!   operation, everything kept is forgotten, the flush epoch bumped for the other
+//!   tpmkey processes (their handles went the same way: they must not try handle
+//!   numbers that this process is about to take), the session started and the key
+//!   loaded again, and the command retried. A refused authorization counts against
+//!   the TPM's dictionary-attack counter when the object at the handle is
+//!   protected by it: the epoch spares tpmkey's users that after a tpmkey process
+//!   flushed or noticed a flush; the one that first meets a silently reused handle
+//!   cannot be spared.
 //!
 //! A handle is never used for a signature under another Name: the session HMAC
 //! covers cpHash, which covers the Name of the key handle (Part 1 §18.7), so the
@@ -179,12 +183,6 @@ impl Connected {
         Ok(())
     }
 
-    /// Forgets the session (another process flushed it): not flushed, not used.
-    fn session_gone(&mut self) {
-        self.tpm.forget(self.session.handle());
-        self.session.mark_closed();
-    }
-
     /// The loaded key for `wrapped`, loading it (parent authorized with the SRK's
     /// empty password: nothing secret) when it is not; at most [`MAX_LOADED`]
     /// ([`MAX_LOADED_RAW`] on a TPM without a resource manager) stay loaded, the
@@ -244,12 +242,6 @@ impl Connected {
         }
     }
 
-    /// Forgets a loaded key another process flushed (or replaced): not flushed.
-    fn key_gone(&mut self, key: &LoadedKey) {
-        self.loaded.retain(|c| c.key.handle != key.handle);
-        self.tpm.forget(key.handle);
-    }
-
     /// True when `key.handle` holds the object `key` names: TPM2_ReadPublic, the
     /// Name recomputed from the public area it returns (Part 1 §16).
     fn still_holds(&mut self, key: &LoadedKey) -> Result<bool> {
@@ -288,7 +280,7 @@ impl Connected {
     /// handle in the salted session (TPM2_Sign, TPM2_RSA_Decrypt, TPM2_ECDH_ZGen)
     /// — after [`Connected::refresh`], with the key loaded or kept loaded. A key or
     /// session another process flushed is loaded or started again and `op` run
-    /// again (see the module documentation); at most three times in all.
+    /// again (see the module documentation); at most three tries in all.
     ///
     /// # Errors
     /// What `op` returns; transport or TPM errors of the recovery.
@@ -305,28 +297,22 @@ impl Connected {
                 Ok(out) => return Ok(out),
                 Err(e) => e,
             };
-            if retries == 3 {
+            if retries == 2 {
                 return Err(e);
             }
             retries += 1;
-            if handle_gone(&e, Some(1), None) {
-                self.key_gone(&key);
-                continue;
-            }
-            if handle_gone(&e, None, Some(1)) {
-                self.session_gone();
-                self.restart_session()?;
+            if handle_gone(&e, Some(1), Some(1)) {
+                self.flushed_by_another()?;
                 continue;
             }
             if !auth_refused(&e) {
                 return Err(e);
             }
             // A key kept from an earlier hold may have been flushed and its handle
-            // given to another object: its Name tells (the session may still be
-            // ours then, and is kept).
+            // given to another object: its Name tells.
             if self.carried(&key) {
                 if !self.still_holds(&key)? {
-                    self.key_gone(&key);
+                    self.flushed_by_another()?;
                     continue;
                 }
                 self.verified(&key);
@@ -334,12 +320,19 @@ impl Connected {
             // The key is ours: a session kept from an earlier hold may be another
             // process's now.
             if self.session_hold != self.hold {
-                self.session_gone();
-                self.restart_session()?;
+                self.flushed_by_another()?;
                 continue;
             }
             return Err(e);
         }
+    }
+
+    /// Another process flushed what this connection kept (see
+    /// [`Tpm::flushed_by_another`]): forgets it all and makes the session (and a
+    /// transient SRK) again; keys load again on use.
+    fn flushed_by_another(&mut self) -> Result<()> {
+        self.tpm.flushed_by_another();
+        self.refresh()
     }
 
     /// True when `key` was loaded (or last checked) before the current hold.
@@ -372,8 +365,7 @@ impl Connected {
         self.refresh()?;
         match f(self) {
             Err(e) if handle_gone(&e, None, Some(1)) && self.session_hold != self.hold => {
-                self.session_gone();
-                self.restart_session()?;
+                self.flushed_by_another()?;
                 f(self)
             }
             other => other,

@@ -6,7 +6,9 @@
 //!
 //! - in the steady state with one TPM command per signature (TPM2_Sign alone);
 //! - after another program flushed its key and session without a word (the agent
-//!   loads the key and starts a session again, no PIN asked);
+//!   loads the key and starts a session again, no PIN asked, and bumps the flush
+//!   epoch, so that the second agent starts over too instead of trying its old
+//!   handle numbers);
 //! - after tpmkey's own stale-handle recovery flushed everything to make room and
 //!   the second agent took the freed handle numbers: the first agent sees the new
 //!   flush epoch and loads again instead of trying a handle that now names the
@@ -369,7 +371,20 @@ fn scenario(unix: bool) {
         .collect();
     assert_eq!(first_key.len(), 1, "{first_key:x?}");
     let first_key = first_key[0];
-    agent_login(&sshd, &agent2, "second agent after a foreign flush");
+    // The first agent bumped the flush epoch when it found its handles gone: the
+    // second does not try its own old handle numbers (one of them may hold the
+    // first agent's key by now), it makes everything again.
+    let cmds = w.commands_during(|| {
+        agent_login(&sshd, &agent2, "second agent after a foreign flush");
+    });
+    if let Some(cmds) = cmds {
+        println!("second agent login after a foreign flush: {cmds:x?}");
+        assert_eq!(
+            cmds,
+            vec![(START_AUTH_SESSION, 0), (LOAD, 0), (SIGN, 0)],
+            "the second agent tried a handle kept from before"
+        );
+    }
 
     // The TPM fills up; tpmkey's own recovery flushes what it did not load, which
     // includes both agents' keys and sessions, and bumps the flush epoch.

@@ -21,11 +21,13 @@
 //! - Another program may flush handles without a word. A command naming such a
 //!   handle then fails: an object gone is TPM_RC_REFERENCE_H0 (libtpms:
 //!   TPM_RC_VALUE or TPM_RC_HANDLE on that handle), a session gone
-//!   TPM_RC_REFERENCE_S0. [`handle_gone`] tells these apart; the caller forgets the
-//!   handle, loads again and retries once. A handle that was flushed and given to
-//!   another object is refused for every authorized use: its Name is in cpHash and
-//!   its authValue in the HMAC key (Part 1 §18.7, §19.6.5), so a signature with a
-//!   key whose Name is not the one loaded is never made.
+//!   TPM_RC_REFERENCE_S0. [`handle_gone`] tells these apart; the caller then calls
+//!   [`Tpm::flushed_by_another`] — which forgets all it loaded and bumps the epoch
+//!   for the other tpmkey processes, whose handles went the same way — loads again
+//!   and retries. A handle that was flushed and given to another object is refused
+//!   for every authorized use: its Name is in cpHash and its authValue in the HMAC
+//!   key (Part 1 §18.7, §19.6.5), so a signature with a key whose Name is not the
+//!   one loaded is never made.
 //!
 //! While one process is the only user, none of this costs a TPM command.
 
@@ -226,6 +228,19 @@ impl Tpm {
     pub fn lose_handles(&mut self) {
         self.owned.clear();
         self.generation += 1;
+    }
+
+    /// Records that another process flushed what this connection loaded (a handle
+    /// it kept is gone, or names another object): everything it loaded is
+    /// forgotten ([`Tpm::lose_handles`]), and the flush epoch is bumped, so that
+    /// the other users of the TPM, whose handles went the same way, load theirs
+    /// again too instead of trying handle numbers that may be someone else's by
+    /// then.
+    pub fn flushed_by_another(&mut self) {
+        if let Some(n) = self.epoch.as_ref().and_then(FlushEpoch::bump) {
+            self.seen_epoch = n;
+        }
+        self.lose_handles();
     }
 
     /// A number that changes whenever the objects and sessions this connection left
