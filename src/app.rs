@@ -50,7 +50,7 @@ pub fn algorithm_name(a: KeyAlgorithm) -> &'static str {
     }
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -583,7 +583,10 @@ impl App {
                 if id.is_empty() || id.len() > 32 {
                     return Err(Error::Usage("a key id must be 1 to 32 bytes".into()));
                 }
-                if keys.iter().any(|k| k.id == to_hex(id)) {
+                if keys
+                    .iter()
+                    .any(|k| k.id == to_hex(id) || k.shown_id() == to_hex(id))
+                {
                     return Err(Error::Usage(format!(
                         "token {token_label:?} already has a key with id {}",
                         to_hex(id)
@@ -626,6 +629,7 @@ impl App {
             imported,
             created: now(),
             empty_auth: auth.is_empty(),
+            cka_id: None,
         };
         self.store.write_key(token_label, &rec)?;
         Ok(rec)

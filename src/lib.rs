@@ -83,6 +83,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod cert;
 pub mod crypto;
 pub mod error;
 pub mod info;
@@ -97,6 +98,7 @@ pub mod tcti;
 pub mod token;
 pub mod tpm;
 pub mod transport;
+pub mod x509;
 
 pub use error::{Error, Result};
 pub use keys::srk::Srk;

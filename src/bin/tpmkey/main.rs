@@ -8,6 +8,7 @@ use tpmkey::app::{parse_algorithm, App};
 use tpmkey::keys::templates::SrkKind;
 use tpmkey::tcti::Tcti;
 
+mod cmd_cert;
 mod cmd_check;
 mod cmd_info;
 mod cmd_seal;
@@ -60,6 +61,10 @@ enum Command {
     /// Keys.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// X.509 certificates on a token: requests and self-signed certificates signed
+    /// by the TPM, import, list, export, removal.
+    #[command(subcommand)]
+    Cert(cmd_cert::CertCmd),
     /// User PINs.
     #[command(subcommand)]
     Pin(PinCmd),
@@ -283,7 +288,7 @@ fn tcti(cli: &Cli) -> Result<Tcti, tpmkey::Error> {
 
 /// The user PIN for using `token`'s keys: none for a no-PIN token, else from the
 /// argument, the file, TPMKEY_PIN or a prompt.
-fn user_pin_for(
+pub(crate) fn user_pin_for(
     app: &App,
     token: &str,
     arg: Option<&str>,
@@ -559,6 +564,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             let pin = user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref())?;
             cmd_seal::sign(&app, token, label, &pin, hash, input.as_deref())
         }
+        Command::Cert(cmd) => cmd_cert::run(&app()?, cmd),
         Command::Pcr(PcrCmd::Extend { index, data, force }) => {
             cmd_seal::pcr_extend(&tcti(cli).map_err(e)?, *index, data, *force)
         }
