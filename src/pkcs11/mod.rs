@@ -7,11 +7,16 @@
 //! - [`state`]: slots, sessions, logins, the object table (token objects from the
 //!   store, session objects in memory) and the TPM connection.
 //! - [`objects`]: the attributes each key shows.
+//! - [`certificate`], [`data`], [`storage`]: certificate and data objects, and
+//!   the attributes and template rules they share.
 //! - [`template`]: typed reading of the caller's attribute templates.
 //! - [`mechanisms`]: mechanisms and how each becomes one TPM2_Sign.
 
+pub mod certificate;
+pub mod data;
 pub mod ffi;
 pub mod mechanisms;
 pub mod objects;
 pub mod state;
+pub mod storage;
 pub mod template;

@@ -12,13 +12,17 @@
 //! This file holds the state and the slot, token and session functions; the
 //! children add the rest: `conn` the TPM connection, `login` C_Login and
 //! C_Logout, `objects` the object table and C_FindObjects*, `sign` signing,
-//! `keygen` key generation, PINs and random bytes.
+//! `keygen` key generation, PINs and random bytes, `stored` the certificates
+//! and data objects of the store, `create` C_CreateObject, C_CopyObject,
+//! C_SetAttributeValue and C_GetObjectSize.
 
 mod conn;
+mod create;
 mod keygen;
 mod login;
 mod objects;
 mod sign;
+mod stored;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +30,8 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use super::certificate::CertObject;
+use super::data::DataObject;
 use super::mechanisms::{Input, MechError, SignPlan};
 use super::objects::{AttrValue, Class, KeyView};
 use crate::app::App;
@@ -77,6 +83,10 @@ struct Object {
 enum Kind {
     /// One half of a key pair held by the TPM.
     Key(KeyHalf),
+    /// An X.509 certificate.
+    Certificate(Box<CertObject>),
+    /// A data object.
+    Data(Box<DataObject>),
 }
 
 /// A key's private or public half: what it shows and the TPM blob behind it.
@@ -92,6 +102,7 @@ impl Object {
     fn key(&self) -> Option<&KeyHalf> {
         match &self.kind {
             Kind::Key(k) => Some(k),
+            _ => None,
         }
     }
 
@@ -99,7 +110,7 @@ impl Object {
     fn token_key(&self, slot: usize) -> Option<&KeyHalf> {
         match &self.kind {
             Kind::Key(k) if self.slot == slot && self.session.is_none() => Some(k),
-            Kind::Key(_) => None,
+            _ => None,
         }
     }
 
@@ -107,6 +118,8 @@ impl Object {
     fn is_private(&self) -> bool {
         match &self.kind {
             Kind::Key(k) => k.class == Class::Private && k.view.private_needs_login,
+            Kind::Certificate(c) => c.storage.private,
+            Kind::Data(d) => d.storage.private,
         }
     }
 
@@ -114,11 +127,11 @@ impl Object {
     fn attribute(&self, t: CK_ATTRIBUTE_TYPE) -> AttrValue {
         let v = match &self.kind {
             Kind::Key(k) => k.view.attribute(k.class, t),
+            Kind::Certificate(c) => c.attribute(t),
+            Kind::Data(d) => d.attribute(t),
         };
         match (t, v) {
-            (CKA_TOKEN, AttrValue::Value(_)) => {
-                AttrValue::Value(vec![u8::from(self.session.is_none())])
-            }
+            (CKA_TOKEN, _) => AttrValue::Value(vec![u8::from(self.session.is_none())]),
             (_, v) => v,
         }
     }
@@ -520,6 +533,7 @@ impl Module {
         if let Some(s) = self.slots.get_mut(slot) {
             s.login = None;
         }
+        self.forget_private_stored(slot);
     }
 
     /// Forgets the session objects of the sessions `closed` picks (§5.6: a

@@ -7,7 +7,7 @@ use super::{rv_of, KeyHalf, Kind, Module, Object, Rv};
 use crate::app::{parse_algorithm, unwrap_record};
 use crate::error::Error;
 use crate::pkcs11::objects::{AttrValue, Class, KeyView};
-use crate::store::from_hex;
+use crate::store::{from_hex, KeyRecord};
 use cryptoki_sys::*;
 
 impl Module {
@@ -16,6 +16,7 @@ impl Module {
     /// Re-reads a token's objects from the store.
     pub(super) fn refresh_objects(&mut self, slot: usize) {
         self.refresh_keys(slot);
+        self.refresh_stored(slot);
     }
 
     /// Re-reads a token's keys: new keys get new handles, removed keys lose
@@ -48,6 +49,7 @@ impl Module {
                 .filter_map(|o| o.token_key(slot))
                 .any(|t| t.record.id == k.id && t.record.blob == k.blob);
             if known {
+                self.relabel_key(slot, k);
                 continue;
             }
             // A key file rewritten under the same id: drop the old objects.
@@ -62,7 +64,7 @@ impl Module {
             let (Ok(alg), Ok(wrapped), Ok(id)) = (
                 parse_algorithm(&k.algorithm),
                 unwrap_record(&k.blob, &path),
-                from_hex(&k.id, &path),
+                from_hex(k.shown_id(), &path),
             ) else {
                 continue;
             };
@@ -87,6 +89,29 @@ impl Module {
                         wrapped: wrapped.clone(),
                     }),
                 }));
+            }
+        }
+    }
+
+    /// A key's label or CKA_ID changed in the store (by another process): its
+    /// objects keep their handles and show the new values.
+    fn relabel_key(&mut self, slot: usize, k: KeyRecord) {
+        let Ok(id) = from_hex(k.shown_id(), std::path::Path::new(&k.id)) else {
+            return;
+        };
+        let record = Arc::new(k);
+        for o in self.objects.iter_mut().flatten() {
+            if o.slot != slot || o.session.is_some() {
+                continue;
+            }
+            if let Kind::Key(h) = &mut o.kind {
+                if h.record.id == record.id && *h.record != *record {
+                    let mut view = (*h.view).clone();
+                    view.label = record.label.clone();
+                    view.id = id.clone();
+                    h.view = Arc::new(view);
+                    h.record = record.clone();
+                }
             }
         }
     }
@@ -201,12 +226,12 @@ impl Module {
     /// CKR_SESSION_READ_ONLY (a token object from a read-only session),
     /// CKR_USER_NOT_LOGGED_IN, handle errors.
     pub fn destroy(&mut self, h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<(), Rv> {
-        let (slot, owner, kind) = {
+        let (slot, owner, key) = {
             let o = self.object(h, oh)?;
-            (o.slot, o.session, &o.kind)
+            (o.slot, o.session, o.key().map(|k| k.record.id.clone()))
         };
-        let id = match kind {
-            Kind::Key(k) => k.record.id.clone(),
+        let Some(id) = key else {
+            return self.destroy_stored(h, oh);
         };
         if owner.is_none() && !self.sessions.get(&h).is_some_and(|s| s.rw) {
             return Err(CKR_SESSION_READ_ONLY);
