@@ -51,7 +51,8 @@ impl CertObject {
     /// A certificate from its DER value, with default attributes.
     ///
     /// # Errors
-    /// As [`parse_value`].
+    /// CKR_ATTRIBUTE_VALUE_INVALID for anything but one DER X.509 certificate of
+    /// at most [`MAX_CERT_LEN`] bytes.
     pub fn from_der(value: Vec<u8>) -> Result<CertObject, Rv> {
         let info = parse_value(&value)?;
         Ok(CertObject {
