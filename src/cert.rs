@@ -32,7 +32,7 @@ pub struct Imported {
     pub key: Option<String>,
     /// It was on the token already (nothing written).
     pub already: bool,
-    /// The subjects of earlier certificates of the same key that it replaced.
+    /// The labels of earlier certificates of the same key that it replaced.
     pub replaced: Vec<String>,
 }
 
@@ -162,53 +162,44 @@ impl App {
         standalone: bool,
     ) -> Result<Vec<Imported>> {
         let ders = x509::parse_certificates(bytes)?;
-        let infos = ders
-            .iter()
-            .map(|d| x509::inspect(d))
-            .collect::<Result<Vec<_>>>()?;
-        let _lock = self.store.lock()?;
-        self.store.read_token(token)?;
-        let path = self.token_path(token);
-        let key_of =
-            |k: &KeyRecord| unwrap_record(&k.blob, &path).and_then(|w| x509::key_of(&w.public));
-        let (keys, _) = self.store.read_keys(token)?;
-        let ours: Vec<(KeyRecord, _)> = keys
-            .into_iter()
-            .filter_map(|k| key_of(&k).ok().map(|p| (k, p)))
-            .collect();
-        let (mut objects, _) = self.store.read_objects(token)?;
-        let labelled = label.filter(|_| ders.len() == 1);
-        if label.is_some() && labelled.is_none() {
+        if label.is_some() && ders.len() > 1 {
             return Err(Error::Usage(
                 "--label names one certificate; this file holds a chain".into(),
             ));
         }
-        let mut plan = Vec::new();
-        for (der, info) in ders.iter().zip(&infos) {
-            let mine = ours.iter().find(|(_, p)| *p == info.key);
-            let mut imported = Imported {
+        let _lock = self.store.lock()?;
+        self.store.read_token(token)?;
+        let path = self.token_path(token);
+        let (keys, _) = self.store.read_keys(token)?;
+        let ours: Vec<(KeyRecord, _)> = keys
+            .into_iter()
+            .filter_map(|k| {
+                let p = unwrap_record(&k.blob, &path).and_then(|w| x509::key_of(&w.public));
+                p.ok().map(|p| (k, p))
+            })
+            .collect();
+        let (mut objects, _) = self.store.read_objects(token)?;
+        let (mut writes, mut removals, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        for der in &ders {
+            let info = x509::inspect(der)?;
+            let value = to_hex(der);
+            let mine = ours.iter().find(|(_, p)| *p == info.key).map(|(k, _)| k);
+            let mut done = Imported {
                 label: String::new(),
                 subject: info.subject_text.clone(),
-                key: mine.map(|(k, _)| k.label.clone()),
+                key: mine.map(|k| k.label.clone()),
                 already: false,
                 replaced: Vec::new(),
             };
-            if objects
-                .iter()
-                .any(|o| o.value.as_deref() == Some(to_hex(der).as_str()))
-            {
-                imported.already = true;
-                imported.label = objects
-                    .iter()
-                    .find(|o| o.value.as_deref() == Some(to_hex(der).as_str()))
-                    .map(|o| o.label.clone())
-                    .unwrap_or_default();
-                plan.push((imported, None, Vec::new()));
+            if let Some(o) = objects.iter().find(|o| o.value.as_ref() == Some(&value)) {
+                done.label = o.label.clone();
+                done.already = true;
+                out.push(done);
                 continue;
             }
             let (rec_label, id, category) = match mine {
-                Some((k, _)) => (
-                    labelled.unwrap_or(&k.label).to_string(),
+                Some(k) => (
+                    label.unwrap_or(&k.label).to_string(),
                     k.shown_id().to_string(),
                     CATEGORY_TOKEN_USER,
                 ),
@@ -226,42 +217,30 @@ impl App {
                         )));
                     }
                     let category = if info.is_ca { CATEGORY_AUTHORITY } else { 0 };
-                    let l = labelled
-                        .map(str::to_string)
-                        .unwrap_or_else(|| common_name(&info.subject_text));
+                    let l = label.map_or_else(|| common_name(&info.subject_text), str::to_string);
                     (l, String::new(), category)
                 }
             };
             // A new certificate of a key replaces the key's earlier one.
-            let replaced: Vec<ObjectRecord> = objects
-                .iter()
-                .filter(|o| {
+            let (replaced, kept): (Vec<ObjectRecord>, Vec<ObjectRecord>) =
+                objects.into_iter().partition(|o| {
                     mine.is_some()
                         && o.class == ObjectRecord::CERTIFICATE
                         && o.category == CATEGORY_TOKEN_USER
                         && o.id == id
-                })
-                .cloned()
-                .collect();
-            if objects.iter().any(|o| {
-                o.class == ObjectRecord::CERTIFICATE
-                    && o.label == rec_label
-                    && !replaced.iter().any(|r| r.uid == o.uid)
-            }) {
+                });
+            objects = kept;
+            if objects
+                .iter()
+                .any(|o| o.class == ObjectRecord::CERTIFICATE && o.label == rec_label)
+            {
                 return Err(Error::Usage(format!(
                     "token {token:?} has a certificate labelled {rec_label:?} already: choose another with --label, or remove it with `tpmkey cert rm`"
                 )));
             }
-            imported.label = rec_label.clone();
-            imported.replaced = replaced
-                .iter()
-                .map(|r| {
-                    from_hex(&r.value.clone().unwrap_or_default(), &path)
-                        .ok()
-                        .and_then(|d| x509::inspect(&d).ok())
-                        .map_or_else(|| r.label.clone(), |i| i.subject_text)
-                })
-                .collect();
+            done.label = rec_label.clone();
+            done.replaced = replaced.iter().map(|r| r.label.clone()).collect();
+            removals.extend(replaced.into_iter().map(|r| r.uid));
             let record = ObjectRecord {
                 version: FORMAT_VERSION,
                 uid: new_uid(),
@@ -270,7 +249,7 @@ impl App {
                 id,
                 application: String::new(),
                 object_id: String::new(),
-                value: Some(to_hex(der)),
+                value: Some(value),
                 encrypted: None,
                 category,
                 trusted: false,
@@ -281,19 +260,16 @@ impl App {
                 destroyable: true,
                 created: now(),
             };
-            objects.retain(|o| !replaced.iter().any(|r| r.uid == o.uid));
             objects.push(record.clone());
-            plan.push((imported, Some(record), replaced));
+            writes.push(record);
+            out.push(done);
         }
-        let mut out = Vec::new();
-        for (imported, record, replaced) in plan {
-            if let Some(r) = record {
-                self.store.write_object(token, &r)?;
-            }
-            for r in replaced {
-                self.store.remove_object(token, &r.uid)?;
-            }
-            out.push(imported);
+        // Everything checked: write.
+        for r in &writes {
+            self.store.write_object(token, r)?;
+        }
+        for uid in removals {
+            self.store.remove_object(token, &uid)?;
         }
         Ok(out)
     }

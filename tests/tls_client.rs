@@ -440,7 +440,13 @@ fn server_version(f: &Fixture, s: &Server) -> Tls {
 fn curl_with_the_openssl_pkcs11_engine() {
     let f = Fixture::new(&[PIN_TOKEN, NO_PIN_TOKEN]);
     // The engine finds the module through this OPENSSL_CONF (nothing system-wide).
-    let engine = Path::new("/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so");
+    let dir = common::pki::run("openssl", &["version", "-e"], "openssl");
+    let dir = dir
+        .split('"')
+        .nth(1)
+        .unwrap_or("/usr/lib/x86_64-linux-gnu/engines-3")
+        .to_string();
+    let engine = Path::new(&dir).join("pkcs11.so");
     assert!(
         engine.exists(),
         "{} missing: apt-get install libengine-pkcs11-openssl",

@@ -464,23 +464,9 @@ impl Store {
     /// I/O errors on the keys directory.
     pub fn read_keys(&self, label: &str) -> Result<(Vec<KeyRecord>, Vec<StoreError>)> {
         check_name("token label", label)?;
-        let dir = self.token_dir(label).join("keys");
-        let mut keys = Vec::new();
-        let mut bad = Vec::new();
-        let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
-            .map_err(io(&dir))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        for p in paths {
-            match read_versioned(&p, |r: &KeyRecord| r.version) {
-                Ok(k) => keys.push(k),
-                Err(e) => bad.push(e),
-            }
-        }
-        Ok((keys, bad))
+        read_all(&self.token_dir(label).join("keys"), |r: &KeyRecord| {
+            r.version
+        })
     }
 
     /// Writes a key atomically.
@@ -511,25 +497,18 @@ impl Store {
         if !dir.exists() {
             return Ok((Vec::new(), Vec::new()));
         }
-        let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
-            .map_err(io(&dir))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
+        let (all, mut bad) = read_all(&dir, |r: &ObjectRecord| r.version)?;
         let mut objects = Vec::new();
-        let mut bad = Vec::new();
-        for p in paths {
-            match read_versioned(&p, |r: &ObjectRecord| r.version) {
-                Ok(o) if Some(o.uid.as_str()) == p.file_stem().and_then(|s| s.to_str()) => {
-                    objects.push(o)
-                }
-                Ok(_) => bad.push(StoreError::Corrupt {
-                    path: p,
+        for o in all {
+            if check_name("object uid", &o.uid).is_ok()
+                && dir.join(format!("{}.json", o.uid)).exists()
+            {
+                objects.push(o);
+            } else {
+                bad.push(StoreError::Corrupt {
+                    path: dir.join(&o.uid),
                     reason: "uid does not match the file name".into(),
-                }),
-                Err(e) => bad.push(e),
+                });
             }
         }
         Ok((objects, bad))
@@ -576,6 +555,29 @@ impl Store {
         fs::remove_file(&p).map_err(io(&p))?;
         sync_dir(&dir)
     }
+}
+
+/// Every `*.json` record of a directory, in file-name order; a file that cannot be
+/// read goes to the second list without hiding the others.
+fn read_all<T: DeserializeOwned>(
+    dir: &Path,
+    version: impl Fn(&T) -> u32,
+) -> Result<(Vec<T>, Vec<StoreError>)> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for p in paths {
+        match read_versioned(&p, &version) {
+            Ok(r) => good.push(r),
+            Err(e) => bad.push(e),
+        }
+    }
+    Ok((good, bad))
 }
 
 fn read_versioned<T: DeserializeOwned>(path: &Path, version: impl Fn(&T) -> u32) -> Result<T> {

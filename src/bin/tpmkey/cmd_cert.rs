@@ -5,67 +5,52 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use tpmkey::app::App;
 
 use crate::user_pin_for;
+
+/// What `request` and `selfsign` share: the key, the subject, the PIN.
+#[derive(Args)]
+pub struct Signed {
+    /// The token.
+    #[arg(long)]
+    token: String,
+    /// The key's label.
+    #[arg(long)]
+    key: String,
+    /// The subject, RFC 4514: 'CN=alice,O=Example'.
+    #[arg(long)]
+    subject: String,
+    /// Subject alternative names: DNS:host,email:a@b,URI:https://…,IP:1.2.3.4.
+    #[arg(long, default_value = "")]
+    san: String,
+    /// Write it to this file (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// The token's user PIN (prompted for when needed and absent).
+    #[arg(long)]
+    userpin: Option<String>,
+    /// Read the user PIN from the first line of this file.
+    #[arg(long)]
+    pin_file: Option<PathBuf>,
+}
 
 #[derive(Subcommand)]
 pub enum CertCmd {
     /// Make a PKCS#10 certification request (PEM) for a key, signed by the TPM;
     /// give it to a CA, then `tpmkey cert import` what it returns.
-    Request {
-        /// The token.
-        #[arg(long)]
-        token: String,
-        /// The key's label.
-        #[arg(long)]
-        key: String,
-        /// The subject, RFC 4514: 'CN=alice,O=Example'.
-        #[arg(long)]
-        subject: String,
-        /// Subject alternative names: DNS:host,email:a@b,URI:https://…,IP:1.2.3.4.
-        #[arg(long, default_value = "")]
-        san: String,
-        /// Write the request here (default: stdout).
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// The token's user PIN (prompted for when needed and absent).
-        #[arg(long)]
-        userpin: Option<String>,
-        /// Read the user PIN from the first line of this file.
-        #[arg(long)]
-        pin_file: Option<PathBuf>,
-    },
+    Request(Signed),
     /// Make an X.509 v3 certificate for a key signed by the key itself (a private
     /// CA, or testing): basicConstraints CA, keyUsage digitalSignature,
-    /// keyCertSign and cRLSign, key identifiers. It is stored on the token with
+    /// keyCertSign and cRLSign, subject key identifier. It is stored on the token with
     /// the key and printed (PEM).
     Selfsign {
-        /// The token.
-        #[arg(long)]
-        token: String,
-        /// The key's label.
-        #[arg(long)]
-        key: String,
-        /// The subject (and issuer), RFC 4514: 'CN=alice,O=Example'.
-        #[arg(long)]
-        subject: String,
-        /// Subject alternative names: DNS:host,email:a@b,URI:https://…,IP:1.2.3.4.
-        #[arg(long, default_value = "")]
-        san: String,
+        #[command(flatten)]
+        signed: Signed,
         /// Days of validity from now.
         #[arg(long, default_value_t = 365)]
         days: u32,
-        /// Also write the certificate here (default: stdout).
-        #[arg(long, value_name = "FILE")]
-        out: Option<PathBuf>,
-        /// The token's user PIN (prompted for when needed and absent).
-        #[arg(long)]
-        userpin: Option<String>,
-        /// Read the user PIN from the first line of this file.
-        #[arg(long)]
-        pin_file: Option<PathBuf>,
     },
     /// Put certificates (PEM or DER; one or a chain) on a token: a key's certificate
     /// is attached to the key (its CKA_ID and label), a CA certificate is stored on
@@ -146,44 +131,31 @@ fn when(unix: u64) -> String {
 
 pub fn run(app: &App, cmd: &CertCmd) -> Result<(), String> {
     match cmd {
-        CertCmd::Request {
-            token,
-            key,
-            subject,
-            san,
-            out,
-            userpin,
-            pin_file,
-        } => {
-            let pin = user_pin_for(app, token, userpin.as_deref(), pin_file.as_deref())?;
+        CertCmd::Request(r) => {
+            let pin = user_pin_for(app, &r.token, r.userpin.as_deref(), r.pin_file.as_deref())?;
             let pem = app
-                .cert_request(token, key, &pin, subject, san)
+                .cert_request(&r.token, &r.key, &pin, &r.subject, &r.san)
                 .map_err(e)?;
-            write_out(out.as_deref(), pem.as_bytes())?;
-            if let Some(p) = out {
+            write_out(r.out.as_deref(), pem.as_bytes())?;
+            if let Some(p) = &r.out {
                 eprintln!(
-                    "certification request for key {key} written to {}",
+                    "certification request for key {} written to {}",
+                    r.key,
                     p.display()
                 );
             }
             Ok(())
         }
-        CertCmd::Selfsign {
-            token,
-            key,
-            subject,
-            san,
-            days,
-            out,
-            userpin,
-            pin_file,
-        } => {
-            let pin = user_pin_for(app, token, userpin.as_deref(), pin_file.as_deref())?;
+        CertCmd::Selfsign { signed: r, days } => {
+            let pin = user_pin_for(app, &r.token, r.userpin.as_deref(), r.pin_file.as_deref())?;
             let pem = app
-                .cert_selfsign(token, key, &pin, subject, san, *days)
+                .cert_selfsign(&r.token, &r.key, &pin, &r.subject, &r.san, *days)
                 .map_err(e)?;
-            write_out(out.as_deref(), pem.as_bytes())?;
-            eprintln!("self-signed certificate stored on token {token} with key {key}");
+            write_out(r.out.as_deref(), pem.as_bytes())?;
+            eprintln!(
+                "self-signed certificate stored on token {} with key {}",
+                r.token, r.key
+            );
             Ok(())
         }
         CertCmd::Import {
@@ -204,7 +176,7 @@ pub fn run(app: &App, cmd: &CertCmd) -> Result<(), String> {
                 };
                 println!("certificate {} ({}): {what}", i.label, i.subject);
                 for r in i.replaced {
-                    println!("  replaces the key's earlier certificate {r}");
+                    println!("  (replaces the key's earlier certificate {r})");
                 }
             }
             Ok(())

@@ -5,21 +5,23 @@
 //! ECDSA P-256 signs with SHA-256, P-384 with SHA-384 (RFC 5758 ecdsa-with-SHA*),
 //! RSA with SHA-256 and PKCS#1 v1.5 (RFC 8017, sha256WithRSAEncryption).
 
-use std::str::FromStr;
+pub mod name;
+
 use std::time::Duration;
 
 use tpm_commands::constants::TpmEccCurve;
 use tpm_commands::structures::{PublicParams, TpmtPublic};
 use x509_cert::certificate::{Certificate, TbsCertificate, Version};
-use x509_cert::der::asn1::{Any, BitString, GeneralizedTime, Ia5String, OctetString, UtcTime};
+use x509_cert::der::asn1::{
+    Any, BitString, GeneralizedTime, Ia5String, OctetString, UintRef, UtcTime,
+};
 use x509_cert::der::oid::db::{rfc5280, rfc5912};
 use x509_cert::der::oid::ObjectIdentifier;
-use x509_cert::der::pem::LineEnding;
-use x509_cert::der::{Decode, Encode, EncodePem, Reader, SliceReader};
+use x509_cert::der::pem::{LineEnding, PemLabel};
+use x509_cert::der::{Decode, Encode, Reader, SliceReader};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectAltName,
-    SubjectKeyIdentifier,
+    BasicConstraints, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier,
 };
 use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::Name;
@@ -39,39 +41,38 @@ fn der_err(what: &str) -> impl Fn(x509_cert::der::Error) -> Error + '_ {
     move |e| Error::Usage(format!("{what}: {e}"))
 }
 
-/// The public key of a TPM key as a SubjectPublicKeyInfo (RFC 5480 for EC keys,
-/// RFC 8017 rsaEncryption for RSA keys).
+/// The public key of a TPM key as a SubjectPublicKeyInfo (RFC 5480 id-ecPublicKey
+/// with the named curve and the uncompressed point; RFC 8017 rsaEncryption with
+/// the PKCS#1 RSAPublicKey), made from the public area's fields.
 ///
 /// # Errors
-/// A key type or curve without an X.509 form here, or a public area that is not
-/// a valid key.
+/// A key type or curve without an X.509 form here.
 pub fn subject_public_key_info(public: &TpmtPublic) -> Result<SubjectPublicKeyInfoOwned> {
-    let bad = |e: &dyn std::fmt::Display| Error::Crypto(format!("public key: {e}"));
-    let der = match &public.params {
+    let enc = der_err("public key");
+    let (oid, parameters, key) = match &public.params {
         PublicParams::Ecc { parms, .. } => {
-            use p256::pkcs8::EncodePublicKey;
-            let point = ec_point(public)?;
-            match parms.curve_id {
-                TpmEccCurve::NIST_P256 => p256::PublicKey::from_sec1_bytes(&point)
-                    .map_err(|e| bad(&e))?
-                    .to_public_key_der(),
-                TpmEccCurve::NIST_P384 => p384::PublicKey::from_sec1_bytes(&point)
-                    .map_err(|e| bad(&e))?
-                    .to_public_key_der(),
+            let curve = match parms.curve_id {
+                TpmEccCurve::NIST_P256 => rfc5912::SECP_256_R_1,
+                TpmEccCurve::NIST_P384 => rfc5912::SECP_384_R_1,
                 c => return Err(Error::Usage(format!("no X.509 form for curve {c}"))),
-            }
-            .map_err(|e| bad(&e))?
+            };
+            (
+                rfc5912::ID_EC_PUBLIC_KEY,
+                Any::encode_from(&curve).map_err(&enc)?,
+                ec_point(public)?,
+            )
         }
         PublicParams::Rsa { .. } => {
-            use rsa::pkcs8::EncodePublicKey;
             let (n, e) = rsa_parts(public)?;
-            rsa::RsaPublicKey::new(
-                rsa::BigUint::from_bytes_be(&n),
-                rsa::BigUint::from_bytes_be(&e),
+            let key = rsa::pkcs1::RsaPublicKey {
+                modulus: UintRef::new(&n).map_err(&enc)?,
+                public_exponent: UintRef::new(&e).map_err(&enc)?,
+            };
+            (
+                rfc5912::RSA_ENCRYPTION,
+                Any::null(),
+                key.to_der().map_err(&enc)?,
             )
-            .map_err(|e| bad(&e))?
-            .to_public_key_der()
-            .map_err(|e| bad(&e))?
         }
         other => {
             return Err(Error::Usage(format!(
@@ -80,7 +81,13 @@ pub fn subject_public_key_info(public: &TpmtPublic) -> Result<SubjectPublicKeyIn
             )))
         }
     };
-    SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).map_err(der_err("public key"))
+    Ok(SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid,
+            parameters: Some(parameters),
+        },
+        subject_public_key: BitString::from_bytes(&key).map_err(&enc)?,
+    })
 }
 
 /// The hash and signatureAlgorithm a key signs certificates and requests with.
@@ -139,9 +146,9 @@ fn signature_bits(public: &TpmtPublic, raw: &[u8]) -> Result<BitString> {
 /// # Errors
 /// [`Error::Usage`] naming the expected form.
 pub fn parse_subject(s: &str) -> Result<Name> {
-    let name = Name::from_str(s.trim()).map_err(|e| {
+    let name = name::parse(s.trim()).ok_or_else(|| {
         Error::Usage(format!(
-            "subject {s:?} is not a distinguished name like 'CN=alice,O=Example' (RFC 4514; no spaces around ',' and '='): {e}"
+            "subject {s:?} is not a distinguished name like 'CN=alice,O=Example' (RFC 4514; CN, O, OU, C, ST, L, emailAddress, … or dotted OIDs)"
         ))
     })?;
     if name.0.is_empty() {
@@ -242,9 +249,10 @@ fn rfc5280_time(unix: u64) -> Result<Time> {
 /// A self-signed X.509 v3 certificate for `public`, valid from `now` (seconds
 /// since the epoch) for `days`, with serial `serial` (positive, at most 20
 /// bytes), basicConstraints cA (critical), keyUsage digitalSignature, keyCertSign
-/// and cRLSign (critical), subject and authority key identifiers (RFC 5280
-/// §4.2.1.2 method 1: SHA-1 of the public key bits), and the subject alternative
-/// names; signed as [`build_request`] says.
+/// and cRLSign (critical), the subject key identifier (RFC 5280 §4.2.1.2 method
+/// 1: SHA-1 of the public key bits; a self-signed certificate may leave out the
+/// authority key identifier, §4.2.1.1), and the subject alternative names;
+/// signed as [`build_request`] says.
 ///
 /// # Errors
 /// DER errors; what `sign` returns.
@@ -273,15 +281,7 @@ pub fn build_self_signed(
             &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyCertSign | KeyUsages::CRLSign),
             &subject,
         )?,
-        extension(&SubjectKeyIdentifier(key_id.clone()), &subject)?,
-        extension(
-            &AuthorityKeyIdentifier {
-                key_identifier: Some(key_id),
-                authority_cert_issuer: None,
-                authority_cert_serial_number: None,
-            },
-            &subject,
-        )?,
+        extension(&SubjectKeyIdentifier(key_id), &subject)?,
     ];
     if !sans.is_empty() {
         extensions.push(extension(&SubjectAltName(sans), &subject)?);
@@ -310,29 +310,53 @@ pub fn build_self_signed(
     })
 }
 
-/// PEM of a request or certificate.
+/// PEM of a request or certificate (its DER, base64 between the label's lines;
+/// encoding to DER first keeps one encoder per type in the binary).
 ///
 /// # Errors
 /// DER errors.
-pub fn to_pem<T: EncodePem>(value: &T) -> Result<String> {
-    value.to_pem(LineEnding::LF).map_err(der_err("PEM"))
+pub fn to_pem<T: Encode + PemLabel>(value: &T) -> Result<String> {
+    let der = value.to_der().map_err(der_err("DER"))?;
+    pem(T::PEM_LABEL, &der)
 }
 
-/// PEM of one DER certificate.
+fn pem(label: &str, der: &[u8]) -> Result<String> {
+    x509_cert::der::pem::encode_string(label, LineEnding::LF, der)
+        .map_err(|e| Error::Usage(format!("PEM: {e}")))
+}
+
+/// PEM of a certificate's DER.
 ///
 /// # Errors
-/// Not a DER certificate.
+/// Only for inputs far beyond [`MAX_CERT_LEN`].
 pub fn der_to_pem(der: &[u8]) -> Result<String> {
-    to_pem(
-        &Certificate::from_der(der)
-            .map_err(|e| Error::Usage(format!("not a DER X.509 certificate: {e}")))?,
-    )
+    pem(Certificate::PEM_LABEL, der)
 }
 
 /// A time as `2026-01-31T12:00:00Z` (seconds since the epoch when out of range).
 pub fn time_text(unix: u64) -> String {
     x509_cert::der::DateTime::from_unix_duration(Duration::from_secs(unix))
         .map_or_else(|_| unix.to_string(), |t| t.to_string())
+}
+
+/// The DER of each `CERTIFICATE` block of a PEM text (text around them, other
+/// blocks such as keys, are skipped).
+fn pem_blocks(text: &str) -> Result<Vec<Vec<u8>>> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(BEGIN) {
+        let block = &rest[start..];
+        let end = block.find(END).ok_or_else(|| {
+            Error::Usage("a truncated PEM certificate (no END CERTIFICATE line)".into())
+        })? + END.len();
+        let (_, der) = x509_cert::der::pem::decode_vec(&block.as_bytes()[..end])
+            .map_err(|e| Error::Usage(format!("not a PEM certificate: {e}")))?;
+        out.push(der);
+        rest = &block[end..];
+    }
+    Ok(out)
 }
 
 /// The certificates in a file: one or more PEM `CERTIFICATE` blocks, or one or
@@ -343,42 +367,42 @@ pub fn time_text(unix: u64) -> String {
 /// no certificate at all.
 pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
     let text = std::str::from_utf8(bytes).ok();
-    let certs = if text.is_some_and(|t| t.contains("-----BEGIN")) {
-        Certificate::load_pem_chain(bytes).map_err(|e| {
-            Error::Usage(format!(
-                "not a PEM certificate or chain (or a truncated one): {e}"
-            ))
-        })?
-    } else {
-        let mut reader = SliceReader::new(bytes)
-            .map_err(|e| Error::Usage(format!("not a DER certificate: {e}")))?;
-        let mut certs = Vec::new();
-        while !reader.is_finished() {
-            let cert = Certificate::decode(&mut reader).map_err(|e| {
-                Error::Usage(format!(
-                    "not a DER or PEM certificate (or a truncated one): {e}"
-                ))
-            })?;
-            certs.push(cert);
+    let ders = match text.filter(|t| t.contains("-----BEGIN")) {
+        Some(t) => pem_blocks(t)?,
+        None => {
+            // One or more DER certificates back to back: each is checked below;
+            // here only its outer length is read.
+            let mut reader = SliceReader::new(bytes)
+                .map_err(|e| Error::Usage(format!("not a DER certificate: {e}")))?;
+            let mut ders = Vec::new();
+            while !reader.is_finished() {
+                let tlv = reader.tlv_bytes().map_err(|e| {
+                    Error::Usage(format!(
+                        "not a DER or PEM certificate (or a truncated one): {e}"
+                    ))
+                })?;
+                ders.push(tlv.to_vec());
+            }
+            ders
         }
-        certs
     };
-    if certs.is_empty() {
+    if ders.is_empty() {
         return Err(Error::Usage("no certificate in the file".into()));
     }
-    certs
-        .iter()
-        .map(|c| {
-            let der = c.to_der().map_err(der_err("certificate"))?;
-            if der.len() > MAX_CERT_LEN {
-                return Err(Error::Usage(format!(
-                    "a certificate of {} bytes: tpmkey takes at most {MAX_CERT_LEN}",
-                    der.len()
-                )));
-            }
-            Ok(der)
-        })
-        .collect()
+    for der in &ders {
+        if der.len() > MAX_CERT_LEN {
+            return Err(Error::Usage(format!(
+                "a certificate of {} bytes: tpmkey takes at most {MAX_CERT_LEN}",
+                der.len()
+            )));
+        }
+        Certificate::from_der(der).map_err(|e| {
+            Error::Usage(format!(
+                "not a DER or PEM certificate (or a truncated one): {e}"
+            ))
+        })?;
+    }
+    Ok(ders)
 }
 
 /// What tpmkey reads from a certificate.
@@ -426,8 +450,8 @@ pub fn inspect(der: &[u8]) -> Result<CertInfo> {
         subject: t.subject.to_der().map_err(&enc)?,
         issuer: t.issuer.to_der().map_err(&enc)?,
         serial: t.serial_number.to_der().map_err(&enc)?,
-        subject_text: t.subject.to_string(),
-        issuer_text: t.issuer.to_string(),
+        subject_text: name::text(&t.subject),
+        issuer_text: name::text(&t.issuer),
         serial_hex: crate::store::to_hex(t.serial_number.as_bytes()),
         spki: spki.to_der().map_err(&enc)?,
         key: (
@@ -483,6 +507,41 @@ mod tests {
         assert!(parse_certificates(b"-----BEGIN CERTIFICATE-----\nAAAA\n").is_err());
         assert!(parse_certificates(&[0x30, 0x82, 0x01, 0x00, 0x30]).is_err());
         assert!(inspect(&[0x30, 0x00]).is_err());
+    }
+
+    #[test]
+    fn public_keys_are_the_spki_the_rustcrypto_keys_encode() {
+        use crate::keys::templates::{signing_template, KeyAlgorithm};
+        use p256::pkcs8::EncodePublicKey;
+        use tpm_commands::buffers::{Tpm2bEccParameter, Tpm2bPublicKeyRsa};
+        let sk = p256::SecretKey::from_slice(&[7; 32]).unwrap();
+        let point = sk.public_key().to_sec1_bytes();
+        let mut ecc = signing_template(KeyAlgorithm::Ecc256, false);
+        if let PublicParams::Ecc { unique, .. } = &mut ecc.params {
+            unique.x = Tpm2bEccParameter::new(point[1..33].to_vec()).unwrap();
+            unique.y = Tpm2bEccParameter::new(point[33..].to_vec()).unwrap();
+        }
+        assert_eq!(
+            subject_public_key_info(&ecc).unwrap().to_der().unwrap(),
+            sk.public_key().to_public_key_der().unwrap().as_bytes()
+        );
+        let mut n = vec![0xc5u8; 256];
+        n[255] |= 1;
+        let mut rsa_key = signing_template(KeyAlgorithm::Rsa2048, false);
+        if let PublicParams::Rsa { unique, .. } = &mut rsa_key.params {
+            *unique = Tpm2bPublicKeyRsa::new(n.clone()).unwrap();
+        }
+        let reference = rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(&n),
+            rsa::BigUint::from(65537u32),
+        )
+        .unwrap();
+        assert_eq!(
+            subject_public_key_info(&rsa_key).unwrap().to_der().unwrap(),
+            rsa::pkcs8::EncodePublicKey::to_public_key_der(&reference)
+                .unwrap()
+                .as_bytes()
+        );
     }
 
     #[test]
