@@ -696,7 +696,10 @@ fn objects_through_the_c_abi_and_bad_input() {
     assert!(size(rw, privs[0]).unwrap() > 0);
     sign_and_verify(rw, privs[0], pubs[0]);
     let listed = b.tk(&["key", "list", "--token", "t", "--json"]);
-    assert!(listed.contains("\"web2\""), "{listed}");
+    assert!(
+        listed.contains("\"web2\"") && listed.contains(&"ab".repeat(20)),
+        "the key list shows the new label and CKA_ID: {listed}"
+    );
 
     // Session objects end with their session.
     assert_eq!(ck!(C_CloseSession(ro)), CKR_OK);

@@ -461,11 +461,11 @@ fn run(cli: &Cli) -> Result<(), String> {
                 eprintln!("tpmkey: {b}");
             }
             if *json {
-                let v: Vec<_> = keys.iter().map(|(t, k)| serde_json::json!({"token": t, "label": k.label, "id": k.id, "algorithm": k.algorithm, "imported": k.imported, "created": k.created})).collect();
+                let v: Vec<_> = keys.iter().map(|(t, k)| serde_json::json!({"token": t, "label": k.label, "id": k.shown_id(), "algorithm": k.algorithm, "imported": k.imported, "created": k.created})).collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 for (t, k) in keys {
-                    println!("{t}\t{}\t{}\tid {}", k.label, k.algorithm, k.id);
+                    println!("{t}\t{}\t{}\tid {}", k.label, k.algorithm, k.shown_id());
                 }
             }
             Ok(())
