@@ -225,8 +225,8 @@ const NO_PIN_TOKEN: TokenSpec = TokenSpec {
     pin: false,
 };
 
-/// A swtpm, a store with the tokens, keys and certificates, the CA, and the two
-/// servers.
+/// A swtpm, a store with the tokens, keys and certificates, the CA, and (for the
+/// command-line clients) a TLS 1.3 and a TLS 1.2 server.
 struct Fixture {
     sim: Swtpm,
     dir: TempDir,
@@ -305,11 +305,16 @@ impl Fixture {
                 assert!(out.contains(&format!("attached to key {alg}")), "{out}");
             }
         }
-        let servers = VERSIONS
+        f
+    }
+
+    /// A TLS 1.3 and a TLS 1.2 server for the command-line clients.
+    fn with_servers(mut self) -> Fixture {
+        self.servers = VERSIONS
             .iter()
-            .map(|v| (*v, Server::start(f.dir.path(), &f.ca, *v)))
+            .map(|v| (*v, Server::start(self.dir.path(), &self.ca, *v)))
             .collect();
-        Fixture { servers, ..f }
+        self
     }
 
     fn store(&self) -> PathBuf {
@@ -402,7 +407,7 @@ const REQUEST: &[u8] = b"GET / HTTP/1.0\r\n\r\n";
 
 #[test]
 fn nss_tstclnt_with_token_nicknames() {
-    let f = Fixture::new(&[PIN_TOKEN, NO_PIN_TOKEN]);
+    let f = Fixture::new(&[PIN_TOKEN, NO_PIN_TOKEN]).with_servers();
     let db = nss_db(&f.dir.path().join("nssdb"), &module_path(), &f.ca);
     // The request from a file: with stdin, tstclnt spins on its end after the
     // server closes.
@@ -438,7 +443,7 @@ fn server_version(f: &Fixture, s: &Server) -> Tls {
 
 #[test]
 fn curl_with_the_openssl_pkcs11_engine() {
-    let f = Fixture::new(&[PIN_TOKEN, NO_PIN_TOKEN]);
+    let f = Fixture::new(&[PIN_TOKEN, NO_PIN_TOKEN]).with_servers();
     // The engine finds the module through this OPENSSL_CONF (nothing system-wide).
     let dir = common::pki::run("openssl", &["version", "-e"], "openssl");
     let dir = dir
@@ -499,7 +504,7 @@ fn curl_with_the_openssl_pkcs11_engine() {
 
 #[test]
 fn gnutls_cli_with_pkcs11_uris() {
-    let f = Fixture::new(&[PIN_TOKEN, NO_PIN_TOKEN]);
+    let f = Fixture::new(&[PIN_TOKEN, NO_PIN_TOKEN]).with_servers();
     for token in [PIN_TOKEN, NO_PIN_TOKEN] {
         f.each("gnutls-cli", token, |alg, server, with_pin| {
             let pin = if token.pin && with_pin {
