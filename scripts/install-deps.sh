@@ -21,6 +21,18 @@ need_pkg libtss2-tcti-swtpm0
 # The PKCS#11 client tests (tests/pkcs11_clients.rs): openssl pkeyutl/cms/x509 and
 # the OpenSSL engine that loads a PKCS#11 module.
 [ -e /usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so ] || need_pkgs+=(libengine-pkcs11-openssl)
+# Certificates and TLS client authentication (tests/cli_cert.rs, tests/pkcs11_objects.rs,
+# tests/tls_client.rs): openssl for the test CA and s_server, NSS's tools (certutil,
+# modutil, tstclnt), GnuTLS's (gnutls-cli, p11tool), curl with the OpenSSL pkcs11
+# engine, and Chromium on a private Xvfb display driven by xdotool.
+need curl curl
+need certutil libnss3-tools
+need tstclnt libnss3-tools
+need gnutls-cli gnutls-bin
+need p11tool gnutls-bin
+need chromium chromium
+need Xvfb xvfb
+need xdotool xdotool
 # The VM test (tests/vm.rs): qemu, a kernel with the TPM drivers built in, a static
 # busybox for the initramfs, cpio to pack it.
 need qemu-system-x86_64 qemu-system-x86

@@ -50,7 +50,7 @@ pub fn algorithm_name(a: KeyAlgorithm) -> &'static str {
     }
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -646,9 +646,11 @@ impl App {
             (None, Some(id)) => {
                 let id = id.to_ascii_lowercase();
                 let (keys, _) = self.store.read_keys(token_label)?;
-                keys.into_iter().find(|k| k.id == id).ok_or_else(|| {
-                    Error::Usage(format!("token {token_label:?} has no key with id {id}"))
-                })?
+                keys.into_iter()
+                    .find(|k| k.id == id || k.shown_id() == id)
+                    .ok_or_else(|| {
+                        Error::Usage(format!("token {token_label:?} has no key with id {id}"))
+                    })?
             }
             _ => {
                 return Err(Error::Usage(
@@ -910,7 +912,10 @@ impl App {
                 if id.is_empty() || id.len() > 32 {
                     return Err(Error::Usage("a key id must be 1 to 32 bytes".into()));
                 }
-                if keys.iter().any(|k| k.id == to_hex(id)) {
+                if keys
+                    .iter()
+                    .any(|k| k.id == to_hex(id) || k.shown_id() == to_hex(id))
+                {
                     return Err(Error::Usage(format!(
                         "token {token_label:?} already has a key with id {}",
                         to_hex(id)
@@ -953,6 +958,7 @@ impl App {
             imported,
             created: now(),
             empty_auth: auth.is_empty(),
+            cka_id: None,
         };
         self.store.write_key(token_label, &rec)?;
         Ok(rec)

@@ -92,6 +92,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod cert;
 pub mod connection;
 pub mod crypto;
 pub mod error;
@@ -110,6 +111,7 @@ pub mod token;
 pub mod tpm;
 pub mod tpm_facts;
 pub mod transport;
+pub mod x509;
 
 pub use error::{Error, Result};
 pub use keys::srk::Srk;

@@ -808,6 +808,10 @@ fn unsupported_functions_and_bad_pointers() {
         ck!(C_InitToken(0, null_mut(), 0, label.as_mut_ptr())),
         CKR_FUNCTION_NOT_SUPPORTED
     );
+    assert_eq!(
+        ck!(C_CreateObject(h, null_mut(), 0, &mut n)),
+        CKR_TEMPLATE_INCOMPLETE
+    );
     let mut slot = 0;
     assert_eq!(
         ck!(C_WaitForSlotEvent(0, &mut slot, null_mut())),

@@ -24,6 +24,7 @@ fn key(id: &str) -> KeyRecord {
         imported: false,
         created: 1,
         empty_auth: false,
+        cka_id: None,
     }
 }
 

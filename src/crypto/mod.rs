@@ -2,6 +2,7 @@
 //! KDFa (Part 1 §11.4.10.2), cpHash/rpHash and session HMACs (Part 1 §18.7, §19.6),
 //! and AES-CFB parameter encryption (Part 1 §21.3). Pure functions over bytes.
 
+pub mod at_rest;
 pub mod duplicate;
 pub mod hash;
 pub mod kdf;

@@ -7,13 +7,17 @@
 //! - [`state`]: slots, sessions, logins, the object table (token objects from the
 //!   store, session objects in memory) and the TPM connection.
 //! - [`objects`]: the attributes each key shows; [`secret`]: derived secret keys.
+//! - [`certificate`], [`data`], [`storage`]: certificate and data objects, and
+//!   the attributes and template rules they share.
 //! - [`template`]: typed reading of the caller's attribute templates.
 //! - [`mechanisms`]: the mechanism table and how each signature becomes one
 //!   TPM2_Sign; [`verify`] checks signatures in software; [`crypt`]: RSA
 //!   encryption (software) and decryption (TPM2_RSA_Decrypt); [`ecdh`]:
 //!   CKM_ECDH1_DERIVE (TPM2_ECDH_ZGen); [`digest`]: software digests.
 
+pub mod certificate;
 pub mod crypt;
+pub mod data;
 pub mod digest;
 pub mod ecdh;
 pub mod ffi;
@@ -21,5 +25,6 @@ pub mod mechanisms;
 pub mod objects;
 pub mod secret;
 pub mod state;
+pub mod storage;
 pub mod template;
 pub mod verify;

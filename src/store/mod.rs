@@ -13,6 +13,14 @@
 //!   count wrong PINs since the last right one.
 //! - `tokens/<label>/keys/<id hex>.json`: one key per file, so processes adding keys
 //!   at the same time never overwrite each other's entries.
+//! - `tokens/<label>/objects/<uid>.json`: one certificate (CKO_CERTIFICATE, X.509)
+//!   or data object (CKO_DATA) per file, named by a random 16-hex-digit uid (a
+//!   CKA_ID need not be unique). A public object's value (the certificate's DER,
+//!   the data) is in clear: it is public data. A private object's value is
+//!   encrypted and authenticated under a key derived from the token secret (which
+//!   only the TPM unseals, with the user PIN on a PIN token): see
+//!   [`crate::crypto::at_rest`]. Labels, CKA_ID, CKA_APPLICATION and
+//!   CKA_OBJECT_ID are never secret.
 //! - `lock`: `flock` target serializing every change between processes.
 //! - `tokens/.new-<label>-…`, `tokens/.rm-<label>-…`: a token being made or
 //!   removed (made in full, then renamed into place; renamed away, then deleted), so
@@ -243,6 +251,18 @@ pub struct KeyRecord {
     /// token secret.
     #[serde(default, skip_serializing_if = "is_false")]
     pub empty_auth: bool,
+    /// The key's CKA_ID (hex) when it was changed after creation (PKCS#11
+    /// C_SetAttributeValue: NSS sets it to a hash of the public key); `id` stays
+    /// the file name and what the key's authValue is derived from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cka_id: Option<String>,
+}
+
+impl KeyRecord {
+    /// The CKA_ID the key shows, hex.
+    pub fn shown_id(&self) -> &str {
+        self.cka_id.as_deref().unwrap_or(&self.id)
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -251,6 +271,87 @@ fn is_false(b: &bool) -> bool {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+/// A private object's value, encrypted at rest ([`crate::crypto::at_rest`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptedRecord {
+    /// The random nonce, hex.
+    pub nonce: String,
+    /// The AES-CFB ciphertext, hex.
+    pub ciphertext: String,
+    /// HMAC-SHA256 over uid, nonce and ciphertext, hex.
+    pub mac: String,
+}
+
+/// `tokens/<label>/objects/<uid>.json`: a certificate or data object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    /// Format version.
+    pub version: u32,
+    /// The file name: 16 hex digits, random.
+    pub uid: String,
+    /// "certificate" (CKO_CERTIFICATE, CKC_X_509) or "data" (CKO_DATA).
+    pub class: String,
+    /// CKA_LABEL.
+    pub label: String,
+    /// CKA_ID, hex (certificates).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
+    /// CKA_APPLICATION (data objects).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub application: String,
+    /// CKA_OBJECT_ID, DER hex (data objects).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub object_id: String,
+    /// CKA_VALUE, hex: public objects.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// CKA_VALUE encrypted: private objects (CKA_PRIVATE true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<EncryptedRecord>,
+    /// CKA_CERTIFICATE_CATEGORY.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub category: u64,
+    /// CKA_TRUSTED.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub trusted: bool,
+    /// CKA_START_DATE, YYYYMMDD or empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub start_date: String,
+    /// CKA_END_DATE, YYYYMMDD or empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub end_date: String,
+    /// CKA_MODIFIABLE.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub modifiable: bool,
+    /// CKA_COPYABLE.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub copyable: bool,
+    /// CKA_DESTROYABLE.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub destroyable: bool,
+    /// Creation time, seconds since the epoch.
+    pub created: u64,
+}
+
+impl ObjectRecord {
+    /// CKO_CERTIFICATE.
+    pub const CERTIFICATE: &'static str = "certificate";
+    /// CKO_DATA.
+    pub const DATA: &'static str = "data";
 }
 
 /// An open store directory.
@@ -509,23 +610,9 @@ impl Store {
     /// I/O errors on the keys directory.
     pub fn read_keys(&self, label: &str) -> Result<(Vec<KeyRecord>, Vec<StoreError>)> {
         check_name("token label", label)?;
-        let dir = self.token_dir(label).join("keys");
-        let mut keys = Vec::new();
-        let mut bad = Vec::new();
-        let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
-            .map_err(io(&dir))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "json"))
-            .collect();
-        paths.sort();
-        for p in paths {
-            match read_versioned(&p, |r: &KeyRecord| r.version) {
-                Ok(k) => keys.push(k),
-                Err(e) => bad.push(e),
-            }
-        }
-        Ok((keys, bad))
+        read_all(&self.token_dir(label).join("keys"), |r: &KeyRecord| {
+            r.version
+        })
     }
 
     /// Writes a key atomically.
@@ -542,6 +629,64 @@ impl Store {
                 .join(format!("{}.json", k.id)),
             k,
         )
+    }
+
+    /// Reads every certificate and data object of a token (none when the token
+    /// has no `objects` directory); a corrupt file is reported in the second list
+    /// without hiding the others.
+    ///
+    /// # Errors
+    /// I/O errors on the objects directory.
+    pub fn read_objects(&self, label: &str) -> Result<(Vec<ObjectRecord>, Vec<StoreError>)> {
+        check_name("token label", label)?;
+        let dir = self.token_dir(label).join("objects");
+        if !dir.exists() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let (all, mut bad) = read_all(&dir, |r: &ObjectRecord| r.version)?;
+        let mut objects = Vec::new();
+        for o in all {
+            if check_name("object uid", &o.uid).is_ok()
+                && dir.join(format!("{}.json", o.uid)).exists()
+            {
+                objects.push(o);
+            } else {
+                bad.push(StoreError::Corrupt {
+                    path: dir.join(&o.uid),
+                    reason: "uid does not match the file name".into(),
+                });
+            }
+        }
+        Ok((objects, bad))
+    }
+
+    /// Writes a certificate or data object atomically (creating the directory).
+    ///
+    /// # Errors
+    /// Bad names, I/O errors.
+    pub fn write_object(&self, token: &str, o: &ObjectRecord) -> Result<()> {
+        check_name("token label", token)?;
+        check_name("object uid", &o.uid)?;
+        let dir = self.token_dir(token).join("objects");
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io(&dir))?;
+        write_atomic(&dir.join(format!("{}.json", o.uid)), o)
+    }
+
+    /// Removes a certificate or data object.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn remove_object(&self, token: &str, uid: &str) -> Result<()> {
+        check_name("token label", token)?;
+        check_name("object uid", uid)?;
+        let dir = self.token_dir(token).join("objects");
+        let p = dir.join(format!("{uid}.json"));
+        fs::remove_file(&p).map_err(io(&p))?;
+        sync_dir(&dir)
     }
 
     /// Removes a key.
@@ -565,6 +710,29 @@ fn absent(path: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(io(path)(e)),
     }
+}
+
+/// Every `*.json` record of a directory, in file-name order; a file that cannot be
+/// read goes to the second list without hiding the others.
+fn read_all<T: DeserializeOwned>(
+    dir: &Path,
+    version: impl Fn(&T) -> u32,
+) -> Result<(Vec<T>, Vec<StoreError>)> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io(dir))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    let (mut good, mut bad) = (Vec::new(), Vec::new());
+    for p in paths {
+        match read_versioned(&p, &version) {
+            Ok(r) => good.push(r),
+            Err(e) => bad.push(e),
+        }
+    }
+    Ok((good, bad))
 }
 
 /// Reads a store file (a regular file of at most [`crate::files::MAX_FILE_SIZE`],

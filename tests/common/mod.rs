@@ -6,6 +6,7 @@
 
 #[macro_use]
 pub mod p11;
+pub mod pki;
 pub mod proxy;
 pub mod ssh;
 

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Keep SSH and signing keys inside the TPM.
 #[derive(Parser)]
@@ -54,6 +54,10 @@ pub(crate) enum Command {
     /// Keys.
     #[command(subcommand)]
     Key(KeyCmd),
+    /// X.509 certificates on a token: requests and self-signed certificates signed
+    /// by the TPM, import, list, export, removal.
+    #[command(subcommand)]
+    Cert(CertCmd),
     /// User PINs.
     #[command(subcommand)]
     Pin(PinCmd),
@@ -312,5 +316,99 @@ pub(crate) enum KeyCmd {
         /// The key's id (hex), for keys that share a label.
         #[arg(long)]
         id: Option<String>,
+    },
+}
+
+/// What `request` and `selfsign` share: the key, the subject, the PIN.
+#[derive(Args)]
+pub(crate) struct Signed {
+    /// The token.
+    #[arg(long)]
+    pub(crate) token: String,
+    /// The key's label.
+    #[arg(long)]
+    pub(crate) key: String,
+    /// The subject, RFC 4514: 'CN=alice,O=Example'.
+    #[arg(long)]
+    pub(crate) subject: String,
+    /// Subject alternative names: DNS:host,email:a@b,URI:https://…,IP:1.2.3.4.
+    #[arg(long, default_value = "")]
+    pub(crate) san: String,
+    /// Write it to this file (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+    /// The token's user PIN (prompted for when needed and absent).
+    #[arg(long)]
+    pub(crate) userpin: Option<String>,
+    /// Read the user PIN from the first line of this file.
+    #[arg(long)]
+    pub(crate) pin_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum CertCmd {
+    /// Make a PKCS#10 certification request (PEM) for a key, signed by the TPM;
+    /// give it to a CA, then `tpmkey cert import` what it returns.
+    Request(Signed),
+    /// Make an X.509 v3 certificate for a key signed by the key itself (a private
+    /// CA, or testing): basicConstraints CA, keyUsage digitalSignature,
+    /// keyCertSign and cRLSign, subject key identifier. It is stored on the token with
+    /// the key and printed (PEM).
+    Selfsign {
+        #[command(flatten)]
+        signed: Signed,
+        /// Days of validity from now.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Put certificates (PEM or DER; one or a chain) on a token: a key's certificate
+    /// is attached to the key (its CKA_ID and label), a CA certificate is stored on
+    /// its own. Needs no PIN and no TPM.
+    Import {
+        /// The token.
+        #[arg(long)]
+        token: String,
+        /// The certificate file.
+        file: PathBuf,
+        /// The label on the token (one certificate only; default: the key's label,
+        /// or a CA's common name).
+        #[arg(long)]
+        label: Option<String>,
+        /// Also store a certificate that matches no key and is not a CA's.
+        #[arg(long)]
+        standalone: bool,
+    },
+    /// List certificates (the store only, no TPM).
+    List {
+        /// Only this token.
+        #[arg(long)]
+        token: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a certificate (PEM, or DER with --der).
+    Export {
+        /// The token.
+        #[arg(long)]
+        token: String,
+        /// The certificate's label.
+        #[arg(long)]
+        label: String,
+        /// DER instead of PEM.
+        #[arg(long)]
+        der: bool,
+        /// Write it here (default: stdout).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Remove a certificate from a token (its key stays).
+    Rm {
+        /// The token.
+        #[arg(long)]
+        token: String,
+        /// The certificate's label.
+        #[arg(long)]
+        label: String,
     },
 }

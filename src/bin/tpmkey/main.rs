@@ -8,6 +8,7 @@ use tpmkey::keys::templates::SrkKind;
 use tpmkey::tcti::Tcti;
 
 mod cli;
+mod cmd_cert;
 mod cmd_check;
 mod cmd_info;
 mod cmd_seal;
@@ -29,7 +30,7 @@ fn tcti(cli: &Cli) -> Result<Tcti, tpmkey::Error> {
 
 /// The user PIN for using `token`'s keys: none for a no-PIN token, else from the
 /// argument, the file, TPMKEY_PIN or a prompt.
-fn user_pin_for(
+pub(crate) fn user_pin_for(
     app: &App,
     token: &str,
     arg: Option<&str>,
@@ -270,12 +271,17 @@ fn run(cli: &Cli) -> Result<(), String> {
                 eprintln!("tpmkey: skipped: {b}");
             }
             if *json {
-                let v: Vec<_> = keys.iter().map(|(t, k)| serde_json::json!({"token": t, "label": k.label, "id": k.id, "algorithm": k.algorithm, "usage": App::key_usage(k).map(|u| u.name()), "imported": k.imported, "created": k.created})).collect();
+                let v: Vec<_> = keys.iter().map(|(t, k)| serde_json::json!({"token": t, "label": k.label, "id": k.shown_id(), "algorithm": k.algorithm, "usage": App::key_usage(k).map(|u| u.name()), "imported": k.imported, "created": k.created})).collect();
                 println!("{}", serde_json::Value::Array(v));
             } else {
                 for (t, k) in keys {
                     let usage = App::key_usage(&k).map_or("?", |u| u.name());
-                    println!("{t}\t{}\t{}\tid {}\t{usage}", k.label, k.algorithm, k.id);
+                    println!(
+                        "{t}\t{}\t{}\tid {}\t{usage}",
+                        k.label,
+                        k.algorithm,
+                        k.shown_id()
+                    );
                 }
             }
             Ok(())
@@ -379,6 +385,7 @@ fn run(cli: &Cli) -> Result<(), String> {
             let pin = user_pin_for(&app, token, userpin.as_deref(), pin_file.as_deref())?;
             cmd_seal::sign(&app, token, label, &pin, hash, input.as_deref())
         }
+        Command::Cert(cmd) => cmd_cert::run(&app()?, cmd),
         Command::Pcr(PcrCmd::Extend { index, data, force }) => {
             cmd_seal::pcr_extend(&tcti(cli).map_err(e)?, *index, data, *force)
         }

@@ -5,6 +5,69 @@ use crate::pkcs11::objects::AttrValue;
 use cryptoki_sys::*;
 
 #[no_mangle]
+pub unsafe extern "C" fn C_CreateObject(
+    h: CK_SESSION_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    n: CK_ULONG,
+    object: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    with_module(|m| {
+        // SAFETY: `n` attributes at `attrs`, checked in `template`.
+        let t = unsafe { template(attrs, n) }?;
+        // SAFETY: checked for null by `out`.
+        let object = unsafe { out(object) }?;
+        *object = m.create_object(h, &t)?;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_CopyObject(
+    h: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    n: CK_ULONG,
+    new_object: *mut CK_OBJECT_HANDLE,
+) -> CK_RV {
+    with_module(|m| {
+        // SAFETY: `n` attributes at `attrs`, checked in `template`.
+        let t = unsafe { template(attrs, n) }?;
+        // SAFETY: checked for null by `out`.
+        let new_object = unsafe { out(new_object) }?;
+        *new_object = m.copy_object(h, object, &t)?;
+        Ok(())
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_SetAttributeValue(
+    h: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    attrs: *mut CK_ATTRIBUTE,
+    n: CK_ULONG,
+) -> CK_RV {
+    with_module(|m| {
+        // SAFETY: `n` attributes at `attrs`, checked in `template`.
+        let t = unsafe { template(attrs, n) }?;
+        m.set_attributes(h, object, &t)
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn C_GetObjectSize(
+    h: CK_SESSION_HANDLE,
+    object: CK_OBJECT_HANDLE,
+    size: *mut CK_ULONG,
+) -> CK_RV {
+    with_module(|m| {
+        // SAFETY: checked for null by `out`.
+        let size = unsafe { out(size) }?;
+        *size = m.object_size(h, object)? as CK_ULONG;
+        Ok(())
+    })
+}
+
+#[no_mangle]
 pub unsafe extern "C" fn C_DestroyObject(h: CK_SESSION_HANDLE, object: CK_OBJECT_HANDLE) -> CK_RV {
     with_module(|m| m.destroy(h, object))
 }

@@ -224,21 +224,3 @@ pub unsafe extern "C" fn C_WaitForSlotEvent(
         Err(CKR_FUNCTION_NOT_SUPPORTED)
     })
 }
-
-macro_rules! unsupported {
-    ($($name:ident($($arg:ident: $ty:ty),*);)*) => {
-        $(
-            #[no_mangle]
-            pub unsafe extern "C" fn $name($($arg: $ty),*) -> CK_RV {
-                CKR_FUNCTION_NOT_SUPPORTED
-            }
-        )*
-    };
-}
-
-unsupported! {
-    C_CreateObject(_a1: CK_SESSION_HANDLE, _a2: *mut CK_ATTRIBUTE, _a3: CK_ULONG, _a4: *mut CK_OBJECT_HANDLE);
-    C_CopyObject(_a1: CK_SESSION_HANDLE, _a2: CK_OBJECT_HANDLE, _a3: *mut CK_ATTRIBUTE, _a4: CK_ULONG, _a5: *mut CK_OBJECT_HANDLE);
-    C_GetObjectSize(_a1: CK_SESSION_HANDLE, _a2: CK_OBJECT_HANDLE, _a3: *mut CK_ULONG);
-    C_SetAttributeValue(_a1: CK_SESSION_HANDLE, _a2: CK_OBJECT_HANDLE, _a3: *mut CK_ATTRIBUTE, _a4: CK_ULONG);
-}

@@ -166,6 +166,7 @@ impl Module {
             imported: false,
             created: 0,
             empty_auth: false,
+            cka_id: None,
         };
         let view = Arc::new(KeyView {
             label,

@@ -16,10 +16,13 @@
 //! C_Logout, `objects` the object table and C_FindObjects*, `sign` signing,
 //! `keygen` key generation, PINs and random bytes, `verify`, `encrypt`,
 //! `decrypt`, `derive` and `digest` those operations, `checks` the argument
-//! checks of the functions the module does not offer.
+//! checks of the functions the module does not offer, `stored` the certificates
+//! and data objects of the store, `create` C_CreateObject, C_CopyObject,
+//! C_SetAttributeValue and C_GetObjectSize.
 
 mod checks;
 mod conn;
+mod create;
 mod decrypt;
 mod derive;
 mod digest;
@@ -28,6 +31,7 @@ mod keygen;
 mod login;
 mod objects;
 mod sign;
+mod stored;
 mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +40,8 @@ use std::sync::Arc;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
 
+use super::certificate::CertObject;
+use super::data::DataObject;
 use super::mechanisms::{Input, MechError, SignPlan};
 use super::objects::{AttrValue, Class, KeyView};
 use super::secret::SecretKey;
@@ -83,6 +89,10 @@ enum Kind {
     Key(KeyHalf),
     /// A secret key derived in a session (C_DeriveKey).
     Secret(Box<SecretKey>),
+    /// An X.509 certificate.
+    Certificate(Box<CertObject>),
+    /// A data object.
+    Data(Box<DataObject>),
 }
 
 /// A key's private or public half: what it shows and the TPM blob behind it.
@@ -101,7 +111,7 @@ impl Object {
     fn key(&self) -> Option<&KeyHalf> {
         match &self.kind {
             Kind::Key(k) => Some(k),
-            Kind::Secret(_) => None,
+            _ => None,
         }
     }
 
@@ -109,7 +119,7 @@ impl Object {
     fn token_key(&self, slot: usize) -> Option<&KeyHalf> {
         match &self.kind {
             Kind::Key(k) if self.slot == slot && self.session.is_none() => Some(k),
-            Kind::Key(_) | Kind::Secret(_) => None,
+            _ => None,
         }
     }
 
@@ -118,6 +128,8 @@ impl Object {
         match &self.kind {
             Kind::Key(k) => k.class == Class::Private && k.view.private_needs_login,
             Kind::Secret(k) => k.spec.private,
+            Kind::Certificate(c) => c.storage.private,
+            Kind::Data(d) => d.storage.private,
         }
     }
 
@@ -126,11 +138,11 @@ impl Object {
         let v = match &self.kind {
             Kind::Key(k) => k.view.attribute(k.class, t),
             Kind::Secret(k) => k.attribute(t),
+            Kind::Certificate(c) => c.attribute(t),
+            Kind::Data(d) => d.attribute(t),
         };
         match (t, v) {
-            (CKA_TOKEN, AttrValue::Value(_)) => {
-                AttrValue::Value(vec![u8::from(self.session.is_none())])
-            }
+            (CKA_TOKEN, _) => AttrValue::Value(vec![u8::from(self.session.is_none())]),
             (_, v) => v,
         }
     }
@@ -611,6 +623,7 @@ impl Module {
         if let Some(s) = self.slots.get_mut(slot) {
             s.login = None;
         }
+        self.forget_private_stored(slot);
     }
 
     /// Forgets the session objects of the sessions `closed` picks (§5.6: a

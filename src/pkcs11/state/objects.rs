@@ -7,7 +7,7 @@ use super::{rv_of, KeyHalf, Kind, Module, Object, Rv};
 use crate::app::{parse_algorithm, unwrap_record};
 use crate::error::Error;
 use crate::pkcs11::objects::{AttrValue, Class, KeyView};
-use crate::store::from_hex;
+use crate::store::{from_hex, KeyRecord};
 use cryptoki_sys::*;
 
 impl Module {
@@ -16,6 +16,7 @@ impl Module {
     /// Re-reads a token's objects from the store.
     pub(super) fn refresh_objects(&mut self, slot: usize) {
         self.refresh_keys(slot);
+        self.refresh_stored(slot);
     }
 
     /// Re-reads a token's keys: new keys get new handles, removed keys lose
@@ -55,6 +56,7 @@ impl Module {
                 .filter_map(|o| o.token_key(slot))
                 .any(|t| t.record.id == k.id && t.record.blob == k.blob);
             if known {
+                self.relabel_key(slot, k);
                 continue;
             }
             // A key file rewritten under the same id: drop the old objects.
@@ -69,7 +71,7 @@ impl Module {
             let (alg, wrapped, id) = match (
                 parse_algorithm(&k.algorithm),
                 unwrap_record(&k.blob, &path),
-                from_hex(&k.id, &path),
+                from_hex(k.shown_id(), &path),
             ) {
                 (Ok(alg), Ok(wrapped), Ok(id)) => (alg, wrapped, id),
                 (a, w, i) => {
@@ -112,6 +114,29 @@ impl Module {
         }
         for p in problems {
             self.report(p);
+        }
+    }
+
+    /// A key's label or CKA_ID changed in the store (by another process): its
+    /// objects keep their handles and show the new values.
+    fn relabel_key(&mut self, slot: usize, k: KeyRecord) {
+        let Ok(id) = from_hex(k.shown_id(), std::path::Path::new(&k.id)) else {
+            return;
+        };
+        let record = Arc::new(k);
+        for o in self.objects.iter_mut().flatten() {
+            if o.slot != slot || o.session.is_some() {
+                continue;
+            }
+            if let Kind::Key(h) = &mut o.kind {
+                if h.record.id == record.id && *h.record != *record {
+                    let mut view = (*h.view).clone();
+                    view.label = record.label.clone();
+                    view.id = id.clone();
+                    h.view = Arc::new(view);
+                    h.record = record.clone();
+                }
+            }
         }
     }
 
@@ -230,6 +255,7 @@ impl Module {
             let id = match &o.kind {
                 Kind::Key(k) => Some(k.record.id.clone()),
                 Kind::Secret(_) => None,
+                Kind::Certificate(_) | Kind::Data(_) => return self.destroy_stored(h, oh),
             };
             (o.slot, o.session, id)
         };
