@@ -14,7 +14,7 @@ export TPMKEY_TEST_MODULE="$PWD/target/release/libtpmkey.so"
 # go into the VM of tests/vm.rs.
 scripts/check-musl-size.sh
 scripts/build-musl.sh
-export TPMKEY_MUSL_BIN="$PWD/target/x86_64-unknown-linux-musl/release/tpmkey"
+export TPMKEY_MUSL_BIN="$PWD/target/x86_64-unknown-linux-musl/release-static/tpmkey"
 export TPMKEY_MUSL_SO="$PWD/target/musl-cdylib/x86_64-unknown-linux-musl/release/libtpmkey.so"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

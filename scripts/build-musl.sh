@@ -8,7 +8,7 @@
 # directory: flags differ, and sharing a directory would rebuild the one for the
 # other every time.
 #
-#   target/x86_64-unknown-linux-musl/release/tpmkey                    static-pie
+#   target/x86_64-unknown-linux-musl/release-static/tpmkey                static-pie
 #   target/musl-cdylib/x86_64-unknown-linux-musl/release/libtpmkey.so  needs libc.musl only
 #
 # Then checks both with file/readelf, and loads the module with a musl-gcc program
@@ -28,7 +28,7 @@ if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "
     die "the $target target is not installed: rustup target add $target"
 fi
 
-cargo build --release --target "$target" --bin tpmkey
+cargo build --profile release-static --target "$target" --bin tpmkey
 
 # The module. Without crt-static rustc links through the system's C compiler
 # driver: musl-gcc, not cc (which would pull in glibc's libc.so.6). And the
@@ -45,7 +45,7 @@ CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER=musl-gcc \
     RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=-crt-static -L native=$unwind" \
     cargo build --release --target "$target" --lib --target-dir target/musl-cdylib
 
-bin=${CARGO_TARGET_DIR:-target}/$target/release/tpmkey
+bin=${CARGO_TARGET_DIR:-target}/$target/release-static/tpmkey
 so=target/musl-cdylib/$target/release/libtpmkey.so
 
 echo "== $bin: $(stat -c %s "$bin") bytes"

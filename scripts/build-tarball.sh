@@ -35,7 +35,7 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 name=tpmkey-$version-x86_64-linux-musl
 
 scripts/build-musl.sh >&2
-bin=${CARGO_TARGET_DIR:-target}/$target/release/tpmkey
+bin=${CARGO_TARGET_DIR:-target}/$target/release-static/tpmkey
 so=target/musl-cdylib/$target/release/libtpmkey.so
 docs=target/tarball-docs
 rm -rf "$docs"

@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-unknown-linux-musl
 limit=3145728
-cargo build --release --target "$target" --bin tpmkey
-bin=${CARGO_TARGET_DIR:-target}/$target/release/tpmkey
+cargo build --profile release-static --target "$target" --bin tpmkey
+bin=${CARGO_TARGET_DIR:-target}/$target/release-static/tpmkey
 size=$(stat -c %s "$bin")
 echo "$bin: $size bytes ($(awk -v s="$size" 'BEGIN { printf "%.2f", s / 1048576 }') MiB; limit $limit)"
 file "$bin"

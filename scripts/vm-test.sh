@@ -35,8 +35,8 @@ kernel=${TPMKEY_VM_KERNEL:-$(ls -1 /boot/vmlinuz-*cloud* 2>/dev/null | sort -V |
 
 bin=${TPMKEY_MUSL_BIN:-}
 if [ -z "$bin" ]; then
-    cargo build --release --target x86_64-unknown-linux-musl --bin tpmkey
-    bin=target/x86_64-unknown-linux-musl/release/tpmkey
+    cargo build --profile release-static --target x86_64-unknown-linux-musl --bin tpmkey
+    bin=target/x86_64-unknown-linux-musl/release-static/tpmkey
 fi
 [ -x "$bin" ] || die "no tpmkey binary at $bin"
 file -L "$bin" | grep -Eq 'static(-pie)? linked|statically linked' || die "$bin is not statically linked"

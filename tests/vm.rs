@@ -5,7 +5,7 @@
 //! error path, kill -9 during key add on /dev/tpm0 and every following run working,
 //! concurrent processes through the kernel's resource manager.
 //!
-//! The static binary is built here (`cargo build --release --target
+//! The static binary is built here (`cargo build --profile release-static --target
 //! x86_64-unknown-linux-musl --bin tpmkey`) unless `TPMKEY_MUSL_BIN` names one.
 //! Missing qemu, kernel, busybox, swtpm or musl target fail the test, with the
 //! command that installs them; it never skips. `TPMKEY_VM_P11=1` (or
@@ -66,7 +66,8 @@ fn musl_binary(root: &Path) -> PathBuf {
     let out = Command::new(&cargo)
         .args([
             "build",
-            "--release",
+            "--profile",
+            "release-static",
             "--target",
             "x86_64-unknown-linux-musl",
             "--bin",
@@ -87,7 +88,7 @@ fn musl_binary(root: &Path) -> PathBuf {
     let dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    dir.join("x86_64-unknown-linux-musl/release/tpmkey")
+    dir.join("x86_64-unknown-linux-musl/release-static/tpmkey")
 }
 
 #[test]
