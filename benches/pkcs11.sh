@@ -305,6 +305,35 @@ ssh_keyfile() {
 }
 authorize() { ssh-keygen -D "$1" 2>/dev/null | grep '^ecdsa-sha2-nistp256 ' >>"$TMP/ssh/authorized_keys"; }
 
+# An ssh-agent holding module $1 after `ssh-add -s` (logged in; PIN via askpass),
+# idle while the logins run.
+AGENT_PID=""
+AGENT_SOCK=$TMP/agent.sock
+agent_start() {
+    rm -f "$AGENT_SOCK"
+    # ssh-agent matches the realpath of a provider against -P.
+    ssh-agent -D -a "$AGENT_SOCK" -P "$(readlink -f "$1")" </dev/null >>"$TMP/agent.log" 2>&1 &
+    AGENT_PID=$!
+    PIDS+=("$AGENT_PID")
+    local n
+    for ((n = 0; n < 100; n++)); do
+        [ -S "$AGENT_SOCK" ] && break
+        sleep 0.05
+    done
+    [ -S "$AGENT_SOCK" ] || die "ssh-agent did not start"
+    SSH_AUTH_SOCK=$AGENT_SOCK SSH_ASKPASS="$TMP/ssh/askpass" SSH_ASKPASS_REQUIRE=force DISPLAY=:0 \
+        ssh-add -s "$1" </dev/null >>"$TMP/agent.log" 2>&1 || die "ssh-add -s $1 failed: $(tail -3 "$TMP/agent.log")"
+}
+# The agent still signs (a login through it, no -I).
+agent_check() {
+    env SSH_AUTH_SOCK="$AGENT_SOCK" "${SSH_BASE[@]}" 127.0.0.1 true </dev/null >>"$TMP/agent.log" 2>&1 ||
+        die "the agent holding $1 no longer signs: $(tail -3 "$TMP/agent.log")"
+}
+agent_stop() {
+    stop "$AGENT_PID"
+    AGENT_PID=""
+}
+
 # Sign loop (timing run: max RSS too) and counting run, for one module and key type.
 # $1 stack (tk|peer), $2 module, $3 key type (ec|rsa), $4 mode (time|count)
 sign_bench() {
@@ -384,6 +413,21 @@ module_ops() {
         done
         R[$stack.login]=$(median <"$TMP/login.mod")
         R[$stack.keyfile]=$(median <"$TMP/login.key")
+        # The same logins while an ssh-agent holds the module (after ssh-add -s,
+        # logged in, idle), key-file logins interleaved again.
+        agent_start "$module"
+        time_once ssh_module "$module" >/dev/null
+        : >"$TMP/login.agent"
+        : >"$TMP/login.agentkey"
+        for ((i = 0; i < RUNS_LOGIN; i++)); do
+            if ((i % 2)); then time_once ssh_keyfile >>"$TMP/login.agentkey"; fi
+            time_once ssh_module "$module" >>"$TMP/login.agent"
+            if ((i % 2 == 0)); then time_once ssh_keyfile >>"$TMP/login.agentkey"; fi
+        done
+        agent_check "$module"
+        agent_stop
+        R[$stack.login.agent]=$(median <"$TMP/login.agent")
+        R[$stack.keyfile.agent]=$(median <"$TMP/login.agentkey")
     else
         rec_clear
         ssh-keygen -D "$module" >"$TMP/last.out" 2>&1 || die "ssh-keygen -D $module failed"
@@ -393,6 +437,13 @@ module_ops() {
         ssh_module "$module" >"$TMP/last.out" 2>&1 || { cat "$TMP/last.out" >&2; die "ssh -I $module login failed"; }
         R[$stack.n.login]=$(rec_count)
         note_list "$stack" "ssh -I login" ""
+        agent_start "$module"
+        rec_clear
+        ssh_module "$module" >"$TMP/last.out" 2>&1 || { cat "$TMP/last.out" >&2; die "ssh -I $module login beside an idle agent failed"; }
+        R[$stack.n.login.agent]=$(rec_count)
+        note_list "$stack" "ssh -I login, idle agent" ""
+        agent_check "$module"
+        agent_stop
     fi
     if [ "$mode" = count ]; then
         sign_bench "$stack" "$module" ec count
@@ -556,6 +607,12 @@ row "ssh -I login, median of $RUNS_LOGIN (ms)" "${R[tk.login]}" "${R[peer.login]
 row "  key-file login, interleaved (ms)" "${R[tk.keyfile]}" "${R[peer.keyfile]}" ""
 row "  login / key-file login (load-neutral)" "$tk_login_rel" "$peer_login_rel"
 row "  TPM commands per login" "${R[tk.n.login]}" "${R[peer.n.login]}"
+tk_agent_rel=$(ratio "${R[tk.login.agent]}" "${R[tk.keyfile.agent]}")
+peer_agent_rel=$(ratio "${R[peer.login.agent]}" "${R[peer.keyfile.agent]}")
+row "ssh -I login, idle ssh-agent holding the module (ms)" "${R[tk.login.agent]}" "${R[peer.login.agent]}"
+row "  key-file login, interleaved (ms)" "${R[tk.keyfile.agent]}" "${R[peer.keyfile.agent]}" ""
+row "  login / key-file login (load-neutral)" "$tk_agent_rel" "$peer_agent_rel"
+row "  TPM commands per login" "${R[tk.n.login.agent]}" "${R[peer.n.login.agent]}"
 for k in ec rsa; do
     if [ $k = ec ]; then name="ECDSA P-256"; else name="RSA-2048 PKCS#1 v1.5"; fi
     row "$name C_Sign, n=$N_SIGN x$SIGN_REPS (ms/sig)" "${R[tk.ms_per_op.$k]}" "${R[peer.ms_per_op.$k]}"
@@ -586,6 +643,7 @@ echo "tpmkey goals:"
 goal "ssh-keygen -D sends 0 TPM commands (${R[tk.n.keygen]})" "${R[tk.n.keygen]} == 0"
 goal "login within 1.04x of the key-file login (${tk_login_rel}x)" "$tk_login_rel <= 1.04"
 goal "login sends <= 4 TPM commands (${R[tk.n.login]})" "${R[tk.n.login]} <= 4"
+goal "login beside an idle agent holding the module as fast as without (${tk_agent_rel}x vs ${tk_login_rel}x of the key-file login)" "$tk_agent_rel <= $tk_login_rel * 1.05"
 for k in ec rsa; do
     rel=$(ratio "${R[tk.ms_per_op.$k]}" "${R[raw.$k]}")
     goal "$k: 1 TPM command per steady signature (${R[tk.n.steady.$k]})" "${R[tk.n.steady.$k]} == 1"

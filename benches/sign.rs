@@ -16,7 +16,7 @@ use tpm_commands::constants::TpmAlgId;
 use tpmkey::keys::ops::{create_key, load_key, sign, LoadedKey};
 use tpmkey::keys::srk::Srk;
 use tpmkey::keys::templates::{KeyAlgorithm, SrkKind};
-use tpmkey::session::start::{start_session, SessionParams};
+use tpmkey::session::start::SessionParams;
 use tpmkey::session::AuthSession;
 use tpmkey::Tpm;
 
@@ -33,7 +33,9 @@ fn setup(tcti: &str) -> Setup {
     let mut tpm = Tpm::open(&tcti.parse().unwrap()).unwrap();
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
     let salt = srk.salt_key().unwrap();
-    let mut session = start_session(&mut tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+    let mut session = tpm
+        .start_session(&SessionParams::salted_hmac(&salt))
+        .unwrap();
     let wrapped = create_key(
         &mut tpm,
         &srk,

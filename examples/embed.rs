@@ -16,7 +16,7 @@ use tpmkey::keys::ops::{create_key, load_key};
 use tpmkey::keys::signature::sign_digest;
 use tpmkey::keys::sshpub::ec_point;
 use tpmkey::keys::templates::{KeyAlgorithm, SrkKind};
-use tpmkey::session::start::{start_session, SessionParams};
+use tpmkey::session::start::SessionParams;
 use tpmkey::{Auth, Error, PcrSelection, SealedSecret, Srk, Tcti, Tpm};
 
 fn run() -> Result<(), Error> {
@@ -44,7 +44,7 @@ fn run() -> Result<(), Error> {
     );
 
     // 3. A session salted to the SRK for everything that carries a secret.
-    let mut session = start_session(&mut tpm, &SessionParams::salted_hmac(&srk.salt_key()?))?;
+    let mut session = tpm.start_session(&SessionParams::salted_hmac(&srk.salt_key()?))?;
 
     // 4. A P-256 signing key with an authValue, made inside the TPM. The wrapped
     //    key (public + TPM-encrypted private area) can be stored anywhere.

@@ -48,6 +48,16 @@ const ENVIRONMENT: &[(&str, &str)] = &[
         "TPMKEY_PASSPHRASE",
         "The passphrase of a key file for key import, when --passphrase-file is absent.",
     ),
+    (
+        "TPMKEY_TIMEOUT",
+        "How long, in seconds, the TPM may take to answer one command (default 120) \
+         before tpmkey fails naming the TPM and the command.",
+    ),
+    (
+        "TPMKEY_BUSY_TIMEOUT",
+        "How long, in seconds, to wait for a raw /dev/tpm0 another process has open \
+         (default 5) before tpmkey fails naming that process.",
+    ),
 ];
 
 /// Appends `.SH NAME` with `.TP` entries to a page.

@@ -13,7 +13,7 @@ use std::time::Instant;
 use tpmkey::keys::ops::{create_key, load_key, sign_with};
 use tpmkey::keys::srk::Srk;
 use tpmkey::keys::templates::{KeyAlgorithm, SrkKind};
-use tpmkey::session::start::{start_session, SessionParams};
+use tpmkey::session::start::SessionParams;
 use tpmkey::tpm_commands::constants::TpmAlgId;
 use tpmkey::{Auth, Tpm};
 
@@ -29,7 +29,7 @@ fn main() -> tpmkey::Result<()> {
     let mut tpm = Tpm::from_env()?;
     let srk = Srk::load(&mut tpm, SrkKind::Ecc)?;
     let salt = srk.salt_key()?;
-    let mut session = start_session(&mut tpm, &SessionParams::salted_hmac(&salt))?;
+    let mut session = tpm.start_session(&SessionParams::salted_hmac(&salt))?;
     let digest = [0x5au8; 32];
     for (label, alg, scheme) in [
         ("ec", KeyAlgorithm::Ecc256, TpmAlgId::ECDSA),

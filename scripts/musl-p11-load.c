@@ -4,11 +4,19 @@
  * C_FindObjects for a private key, C_SignInit/C_Sign with CKM_ECDSA), then
  * C_Finalize. Built with musl-gcc by scripts/build-musl.sh.
  *
- *   musl-p11-load MODULE [USER_PIN]
+ *   musl-p11-load MODULE [USER_PIN [--hold FIFO]]
+ *
+ * With --hold it stays, logged in, like an ssh-agent holding the module: after the
+ * first signature it prints "holding", then reads lines from FIFO: "sign" signs
+ * again and prints "sign N ok" (or "sign N failed: CKR 0x..."), "quit" ends it
+ * (C_CloseSession, C_Finalize). The VM test drives it while other processes use
+ * the TPM.
  *
  * The PKCS#11 types are declared here, only as far as used (Cryptoki 2.40 ABI on
  * LP64 Linux: CK_ULONG is unsigned long, structures are not packed). */
+#define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -62,9 +70,20 @@ struct function_list {
         }                                                                  \
     } while (0)
 
+/* One ECDSA signature of a fixed digest: C_SignInit, C_Sign. */
+static CK_RV sign_once(struct function_list *p11, CK_ULONG s, CK_ULONG key, CK_ULONG *sig_len) {
+    unsigned char digest[32], sig[512];
+    CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
+    memset(digest, 0x5a, sizeof digest);
+    *sig_len = sizeof sig;
+    CK_RV rv = p11->SignInit(s, &mech, key);
+    if (rv != 0) return rv;
+    return p11->Sign(s, digest, (CK_ULONG)sizeof digest, sig, sig_len);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s MODULE [USER_PIN]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODULE [USER_PIN [--hold FIFO]]\n", argv[0]);
         return 2;
     }
     void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
@@ -107,13 +126,33 @@ int main(int argc, char **argv) {
             fprintf(stderr, "musl-p11-load: no private key on the token\n");
             return 1;
         }
-        unsigned char digest[32], sig[512];
-        CK_ULONG sig_len = sizeof sig;
-        memset(digest, 0x5a, sizeof digest);
-        CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
-        CHECK("C_SignInit", p11->SignInit(s, &mech, key));
-        CHECK("C_Sign", p11->Sign(s, digest, (CK_ULONG)sizeof digest, sig, &sig_len));
+        CK_ULONG sig_len = 0;
+        CHECK("C_SignInit/C_Sign", sign_once(p11, s, key, &sig_len));
         printf("ECDSA signature from the TPM through the module: %lu bytes\n", sig_len);
+        if (argc > 4 && strcmp(argv[3], "--hold") == 0) {
+            int fd = open(argv[4], O_RDWR); /* O_RDWR: no EOF when a writer closes */
+            FILE *in = fd < 0 ? NULL : fdopen(fd, "r");
+            if (!in) {
+                perror("musl-p11-load: open the FIFO");
+                return 1;
+            }
+            printf("holding\n");
+            fflush(stdout);
+            char line[64];
+            unsigned n = 0;
+            while (fgets(line, sizeof line, in)) {
+                if (strncmp(line, "quit", 4) == 0) break;
+                if (strncmp(line, "sign", 4) != 0) continue;
+                CK_RV rv = sign_once(p11, s, key, &sig_len);
+                n++;
+                if (rv == 0)
+                    printf("sign %u ok\n", n);
+                else
+                    printf("sign %u failed: CKR 0x%lx\n", n, rv);
+                fflush(stdout);
+            }
+            fclose(in);
+        }
         CHECK("C_CloseSession", p11->CloseSession(s));
     }
     CHECK("C_Finalize", p11->Finalize(NULL));

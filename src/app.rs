@@ -15,8 +15,6 @@ use crate::keys::srk::Srk;
 use crate::keys::sshpub::authorized_keys_line;
 use crate::keys::templates::{key_template, KeyAlgorithm, KeyUsage, SrkKind};
 use crate::keys::tss2::Tss2Key;
-use crate::session::start::{start_session, SessionParams};
-use crate::session::AuthSession;
 use crate::store::{
     from_hex, to_hex, KeyRecord, SrkRecord, Store, StoreRecord, TokenRecord, TpmRecord,
     WrappedRecord, FORMAT_VERSION,
@@ -124,15 +122,7 @@ pub struct InitReport {
     pub already: bool,
 }
 
-/// A connection ready for secret-bearing commands.
-pub struct Connected {
-    /// The TPM.
-    pub tpm: Tpm,
-    /// The pinned SRK.
-    pub srk: Srk,
-    /// A salted HMAC session to it.
-    pub session: AuthSession,
-}
+pub use crate::connection::Connected;
 
 /// What unlocks a token's secret for making a key.
 #[derive(Clone, Copy)]
@@ -307,9 +297,19 @@ impl App {
     /// # Errors
     /// Not initialized; another TPM; TPM errors.
     pub fn connect(&self) -> Result<Connected> {
-        let (mut tpm, srk) = self.connect_srk()?;
-        let session = start_session(&mut tpm, &SessionParams::salted_hmac(&srk.salt_key()?))?;
-        Ok(Connected { tpm, srk, session })
+        let (tpm, srk) = self.connect_srk()?;
+        Connected::start(tpm, srk)
+    }
+
+    /// As [`App::connect`], with the SRK taken from the store when it is
+    /// persistent and its public area is recorded ([`App::connect_srk_pinned`]):
+    /// the session is then the only TPM command.
+    ///
+    /// # Errors
+    /// As [`App::connect_srk_pinned`]; TPM errors.
+    pub fn connect_pinned(&self) -> Result<Connected> {
+        let (tpm, srk) = self.connect_srk_pinned()?;
+        Connected::start(tpm, srk)
     }
 
     /// `tpmkey token add`: the seals are made in the TPM, then the token is
@@ -1136,7 +1136,14 @@ impl App {
         hash: crate::crypto::hash::HashAlg,
         digest: &[u8],
     ) -> Result<Vec<u8>> {
-        use crate::keys::signature::{sign_digest, verify};
+        use crate::keys::signature::{encode, scheme_for, verify};
+        if digest.len() != hash.digest_size() {
+            return Err(Error::Usage(format!(
+                "a {}-byte digest for a {}-byte hash",
+                digest.len(),
+                hash.digest_size()
+            )));
+        }
         let k = self.find_key(token_label, key_label)?;
         let path = self.key_path(token_label, &k.id);
         let wrapped = unwrap_record(&k.blob, &path)?;
@@ -1147,20 +1154,15 @@ impl App {
             let secret = self.token_secret(&mut c, token_label, user_pin)?;
             token::key_auth(&secret, &from_hex(&k.id, &path)?)
         };
-        let key = crate::keys::ops::load_key_with(
-            &mut c.tpm,
-            &c.srk,
-            crate::tpm::Auth::EmptyPassword,
+        let scheme = scheme_for(&wrapped.public)?;
+        let sig = c.sign(
             &wrapped,
+            &auth,
+            digest,
+            scheme,
+            tpm_commands::constants::TpmAlgId(hash.alg_id()),
         )?;
-        let key_auth = if auth.is_empty() {
-            crate::tpm::Auth::EmptyPassword
-        } else {
-            crate::tpm::Auth::Session(&mut c.session, &auth)
-        };
-        let sig = sign_digest(&mut c.tpm, &key, key_auth, hash, digest);
-        let _ = c.tpm.flush(key.handle);
-        let sig = sig?;
+        let sig = encode(&wrapped.public, &sig)?;
         verify(&wrapped.public, hash, digest, &sig)?;
         Ok(sig)
     }

@@ -13,7 +13,7 @@
 //!    [`Srk::name`](keys::srk::Srk::name) and compare it next time
 //!    ([`Srk::check_pinned`](keys::srk::Srk::check_pinned)): every session is salted to this key.
 //! 3. **Start a salted session** for anything that carries a secret:
-//!    [`session::start::start_session`] with
+//!    [`Tpm::start_session`] with
 //!    [`SessionParams::salted_hmac`](session::start::SessionParams::salted_hmac)
 //!    (Part 3 §11.1 TPM2_StartAuthSession, Part 1 §19.6).
 //! 4. **Create or load a key, sign**: [`keys::ops::create_key`] (Part 3 §12.1
@@ -36,7 +36,7 @@
 //! use tpmkey::keys::ops::{create_key, load_key};
 //! use tpmkey::keys::signature::{sign_digest, verify};
 //! use tpmkey::keys::templates::{KeyAlgorithm, SrkKind};
-//! use tpmkey::session::start::{start_session, SessionParams};
+//! use tpmkey::session::start::SessionParams;
 //! use tpmkey::crypto::hash::HashAlg;
 //! use tpmkey::{Auth, PcrSelection, SealedSecret, Srk, Tcti, Tpm};
 //!
@@ -46,7 +46,7 @@
 //!     .map_err(|e: tpmkey::tcti::TctiError| tpmkey::Error::Usage(e.to_string()))?;
 //! let mut tpm = Tpm::open(&tcti)?;
 //! let srk = Srk::load(&mut tpm, SrkKind::Ecc)?;
-//! let mut session = start_session(&mut tpm, &SessionParams::salted_hmac(&srk.salt_key()?))?;
+//! let mut session = tpm.start_session(&SessionParams::salted_hmac(&srk.salt_key()?))?;
 //!
 //! // A P-256 key with a PIN, made inside the TPM; sign a SHA-256 digest.
 //! let pin = b"1234";
@@ -74,13 +74,18 @@
 //! - [`tpm_commands`] (separate crate): the wire format.
 //! - [`transport`] and [`tcti`]: moving frames to `/dev/tpmrm0`, `/dev/tpm0`, swtpm.
 //! - [`crypto`]: KDFs, session HMACs, parameter encryption.
-//! - [`session`]: session state and the rules of which key and nonce go where.
+//! - [`session`]: session state and the rules of which key and nonce go where (it
+//!   sends nothing: [`Tpm`] drives it).
 //! - [`Tpm`]: the one place commands are framed, authorized, sent, retried and
-//!   verified.
-//! - [`keys`], [`pcr`], [`sealed`], [`token`], [`store`], [`app`]: keys, PCRs,
-//!   sealed secrets, PIN-protected tokens, the key store and the CLI's commands;
-//!   [`tpm_facts`]: what the store remembers about the TPM (key algorithms,
-//!   dictionary-attack counters) and the PINs, so that listings need no command.
+//!   verified; sessions started, policy commands run; a raw TPM let go of between
+//!   operations and come back to ([`Tpm::release`], [`Tpm::acquire`]).
+//! - [`keys`], [`pcr`], [`sealed`], [`token`], [`store`]: keys, PCRs, sealed
+//!   secrets, PIN-protected tokens, the key store; [`tpm_facts`]: what the store
+//!   remembers about the TPM (key algorithms, dictionary-attack counters) and the
+//!   PINs, so that listings need no command.
+//! - [`connection`], [`app`]: the connected TPM the CLI and the PKCS#11 module
+//!   share (pinned SRK, salted session, loaded keys, kept across operations), and
+//!   the CLI's commands.
 //! - [`progress`]: the slow steps (RSA key generation, a busy TPM) a front end may
 //!   show while they run.
 #![deny(unsafe_code)]
@@ -88,6 +93,7 @@
 
 pub mod app;
 pub mod cert;
+pub mod connection;
 pub mod crypto;
 pub mod error;
 pub mod files;

@@ -56,8 +56,8 @@ use crate::keys::ops::{self, LoadedKey, WrappedKey};
 use crate::keys::srk::Srk;
 use crate::keys::templates::SrkKind;
 use crate::pcr::{self, PcrSelection, PcrValue};
-use crate::session::policy::{policy_auth_value, policy_get_digest, policy_pcr, PolicyDigest};
-use crate::session::start::{start_session, SessionParams};
+use crate::session::policy::PolicyDigest;
+use crate::session::start::SessionParams;
 use crate::session::SessionKind;
 use crate::store::{to_hex, SrkRecord, WrappedRecord};
 use crate::token::pin_auth;
@@ -114,7 +114,7 @@ fn policy_session(
     let salt = srk.salt_key()?;
     let mut p = SessionParams::salted_hmac(&salt);
     p.kind = kind;
-    start_session(tpm, &p)
+    tpm.start_session(&p)
 }
 
 /// TPM_RC_LOCKOUT as the lockout it is, with the TPM's counters.
@@ -170,8 +170,9 @@ impl SealedSecret {
             // extended between the read and the seal, and any disagreement on
             // how the selection is hashed.
             let mut t = policy_session(tpm, srk, SessionKind::Trial)?;
-            let r =
-                policy_pcr(tpm, &mut t, &pcrs.to_tpml()).and_then(|()| policy_get_digest(tpm, &t));
+            let r = tpm
+                .policy_pcr(&mut t, &pcrs.to_tpml())
+                .and_then(|()| tpm.policy_get_digest(&t));
             let flushed = tpm.flush_session(&mut t);
             let tpm_digest = r?;
             flushed?;
@@ -182,7 +183,7 @@ impl SealedSecret {
             }
         }
         let salt = srk.salt_key()?;
-        let mut s = start_session(tpm, &SessionParams::salted_hmac(&salt))?;
+        let mut s = tpm.start_session(&SessionParams::salted_hmac(&salt))?;
         let auth = pin.map(pin_auth).unwrap_or_default();
         let r = ops::seal(tpm, srk, &mut s, secret, &auth, Some(policy.digest()));
         let flushed = tpm.flush_session(&mut s);
@@ -270,10 +271,10 @@ impl SealedSecret {
             let mut s = policy_session(tpm, srk, SessionKind::Policy)?;
             let mut run = || -> Result<Zeroizing<Vec<u8>>> {
                 if !self.pcrs.is_empty() {
-                    policy_pcr(tpm, &mut s, &tpml)?;
+                    tpm.policy_pcr(&mut s, &tpml)?;
                 }
                 if self.pin {
-                    policy_auth_value(tpm, &mut s)?;
+                    tpm.policy_auth_value(&mut s)?;
                 }
                 // continueSession clear: the TPM flushes the session after Unseal.
                 s.set_attributes(TpmaSession::empty());

@@ -7,7 +7,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::transport::{
-    DeviceTransport, Framing, SocketAddr, SocketTransport, Transport, TransportError,
+    DeviceTransport, FlushEpoch, Framing, Limits, SocketAddr, SocketTransport, Transport,
+    TransportError,
 };
 
 /// The default TPM.
@@ -76,24 +77,47 @@ impl Tcti {
         Self::from_env_with_source().map(|(t, _)| t)
     }
 
-    /// Opens the transport.
+    /// Opens the transport, with the bounds `TPMKEY_TIMEOUT` and
+    /// `TPMKEY_BUSY_TIMEOUT` set (see [`Limits::from_env`]).
     ///
     /// # Errors
-    /// The TPM cannot be reached.
+    /// The TPM cannot be reached; a bad bound in the environment.
     pub fn open(&self) -> Result<Box<dyn Transport>, TransportError> {
+        self.open_with(Limits::from_env()?)
+    }
+
+    /// Opens the transport with the given bounds.
+    ///
+    /// # Errors
+    /// The TPM cannot be reached (or stays busy past `limits.busy`).
+    pub fn open_with(&self, limits: Limits) -> Result<Box<dyn Transport>, TransportError> {
         Ok(match self {
-            Tcti::Device { path } => Box::new(DeviceTransport::open(path)?),
-            Tcti::Socket { addr, framing } => {
-                Box::new(SocketTransport::connect(addr.clone(), *framing)?)
-            }
+            Tcti::Device { path } => Box::new(DeviceTransport::open_with(path, limits)?),
+            Tcti::Socket { addr, framing } => Box::new(SocketTransport::connect_with(
+                addr.clone(),
+                *framing,
+                limits,
+            )?),
         })
+    }
+
+    /// The flush epoch shared by the processes using this TPM, for a TPM without
+    /// a resource manager (see [`FlushEpoch`]).
+    pub fn flush_epoch(&self) -> Option<FlushEpoch> {
+        if self.has_resource_manager() {
+            return None;
+        }
+        match self {
+            Tcti::Device { path } => FlushEpoch::for_tpm(path),
+            Tcti::Socket { addr, .. } => FlushEpoch::for_tpm(&addr.to_string()),
+        }
     }
 
     /// True for the kernel resource manager (`/dev/tpmrm*`). Raw devices and
     /// simulator sockets have none: there, objects a dead process left loaded stay
     /// loaded until someone flushes them.
     pub fn has_resource_manager(&self) -> bool {
-        matches!(self, Tcti::Device { path } if path.contains("tpmrm"))
+        matches!(self, Tcti::Device { path } if crate::transport::is_resource_manager(path))
     }
 }
 

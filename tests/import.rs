@@ -15,7 +15,7 @@ use tpmkey::keys::import::{import_key, PrivateKey};
 use tpmkey::keys::ops::{load_key, sign};
 use tpmkey::keys::srk::Srk;
 use tpmkey::keys::templates::{KeyAlgorithm, SrkKind};
-use tpmkey::session::start::{start_session, SessionParams};
+use tpmkey::session::start::SessionParams;
 use tpmkey::Tpm;
 use zeroize::Zeroizing;
 
@@ -37,7 +37,9 @@ fn imported_p256_key_signs_for_its_original_public_key() {
         let mut tpm = Tpm::open(&proxy.tcti().parse().unwrap()).unwrap();
         let srk = Srk::load(&mut tpm, kind).unwrap();
         let salt = srk.salt_key().unwrap();
-        let mut s = start_session(&mut tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+        let mut s = tpm
+            .start_session(&SessionParams::salted_hmac(&salt))
+            .unwrap();
         let pin = b"import-pin-99";
         let wrapped = import_key(&mut tpm, &srk, &mut s, &key, pin).unwrap();
         let PublicParams::Ecc { unique, .. } = &wrapped.public.params else {
@@ -99,19 +101,15 @@ fn another_tpms_key_blob_does_not_load_here() {
     };
     let mut tpm = Tpm::open(&sim.tcti().parse().unwrap()).unwrap();
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
-    let mut s = start_session(
-        &mut tpm,
-        &SessionParams::salted_hmac(&srk.salt_key().unwrap()),
-    )
-    .unwrap();
+    let mut s = tpm
+        .start_session(&SessionParams::salted_hmac(&srk.salt_key().unwrap()))
+        .unwrap();
     // Wrap to the other TPM's SRK public key, then hand the result to this TPM.
     let mut tpm2 = Tpm::open(&other.tcti().parse().unwrap()).unwrap();
     let srk2 = Srk::load(&mut tpm2, SrkKind::Ecc).unwrap();
-    let mut s2 = start_session(
-        &mut tpm2,
-        &SessionParams::salted_hmac(&srk2.salt_key().unwrap()),
-    )
-    .unwrap();
+    let mut s2 = tpm2
+        .start_session(&SessionParams::salted_hmac(&srk2.salt_key().unwrap()))
+        .unwrap();
     let wrapped = import_key(&mut tpm2, &srk2, &mut s2, &key, b"").unwrap();
     let e = load_key(&mut tpm, &srk, &mut s, &wrapped).unwrap_err();
     assert!(e.response_code().is_some(), "{e}");
@@ -125,11 +123,9 @@ fn imported_p384_and_rsa_keys_sign_for_their_original_public_keys() {
     let proxy = TpmProxy::start(sim.data_port());
     let mut tpm = Tpm::open(&proxy.tcti().parse().unwrap()).unwrap();
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
-    let mut s = start_session(
-        &mut tpm,
-        &SessionParams::salted_hmac(&srk.salt_key().unwrap()),
-    )
-    .unwrap();
+    let mut s = tpm
+        .start_session(&SessionParams::salted_hmac(&srk.salt_key().unwrap()))
+        .unwrap();
 
     // P-384.
     let original = p384::SecretKey::random(&mut rand_core::OsRng);

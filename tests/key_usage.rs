@@ -19,7 +19,7 @@ use tpmkey::keys::import::{import_key_for, PrivateKey};
 use tpmkey::keys::ops::{create_key_with, load_key, sign};
 use tpmkey::keys::srk::Srk;
 use tpmkey::keys::templates::{key_template, KeyAlgorithm, KeyUsage, SrkKind};
-use tpmkey::session::start::{start_session, SessionParams};
+use tpmkey::session::start::SessionParams;
 use tpmkey::{Error, Tpm};
 use zeroize::Zeroizing;
 
@@ -35,11 +35,9 @@ fn the_tpm_enforces_each_key_usage() {
     let sim = Swtpm::start();
     let mut tpm = Tpm::open(&sim.tcti().parse().unwrap()).unwrap();
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
-    let mut s = start_session(
-        &mut tpm,
-        &SessionParams::salted_hmac(&srk.salt_key().unwrap()),
-    )
-    .unwrap();
+    let mut s = tpm
+        .start_session(&SessionParams::salted_hmac(&srk.salt_key().unwrap()))
+        .unwrap();
     let auth = b"usage-pin";
     let digest = HashAlg::Sha256.hash(&[b"data"]);
     let mut rng = rand_core::OsRng;

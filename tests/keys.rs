@@ -13,7 +13,7 @@ use tpm_commands::structures::{PublicParams, TpmtPublic, TpmtSignature};
 use tpmkey::keys::ops::{create_key, load_key, sign, supports};
 use tpmkey::keys::srk::Srk;
 use tpmkey::keys::templates::{KeyAlgorithm, SrkKind};
-use tpmkey::session::start::{start_session, SessionParams};
+use tpmkey::session::start::SessionParams;
 use tpmkey::Tpm;
 
 fn digests() -> Vec<(TpmAlgId, Vec<u8>)> {
@@ -107,7 +107,9 @@ fn every_supported_algorithm_signs_and_verifies() {
     let mut tpm = Tpm::open(&sim.tcti().parse().unwrap()).unwrap();
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
     let salt = srk.salt_key().unwrap();
-    let mut s = start_session(&mut tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+    let mut s = tpm
+        .start_session(&SessionParams::salted_hmac(&salt))
+        .unwrap();
     let mut tested = Vec::new();
     for alg in [
         KeyAlgorithm::Ecc256,

@@ -18,7 +18,7 @@ use tpmkey::keys::ops::{change_auth, create_key, load_key, seal, sign, unseal};
 use tpmkey::keys::srk::Srk;
 use tpmkey::keys::templates::{KeyAlgorithm, SrkKind};
 use tpmkey::session::policy::*;
-use tpmkey::session::start::{start_session, SessionParams};
+use tpmkey::session::start::SessionParams;
 use tpmkey::session::SessionKind;
 use tpmkey::{Auth, Error, Tpm};
 
@@ -37,7 +37,7 @@ fn policy_session(e: &mut Env, kind: SessionKind) -> tpmkey::session::AuthSessio
     let salt = e.srk.salt_key().unwrap();
     let mut p = SessionParams::salted_hmac(&salt);
     p.kind = kind;
-    start_session(&mut e.tpm, &p).unwrap()
+    e.tpm.start_session(&p).unwrap()
 }
 
 fn pcr16() -> TpmlPcrSelection {
@@ -60,7 +60,10 @@ fn seal_unseal_and_change_auth_keep_secrets_off_the_wire() {
     let proxy = TpmProxy::start(sim.data_port());
     let mut e = env(&proxy.tcti());
     let salt = e.srk.salt_key().unwrap();
-    let mut s = start_session(&mut e.tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+    let mut s = e
+        .tpm
+        .start_session(&SessionParams::salted_hmac(&salt))
+        .unwrap();
     let secret = b"disk key 0123456789abcdef";
     let auth = b"seal-pin-555";
     let sealed = seal(&mut e.tpm, &e.srk, &mut s, secret, auth, None).unwrap();
@@ -124,18 +127,18 @@ fn software_policy_digests_match_the_tpm() {
                  run: &dyn Fn(&mut Tpm, &mut tpmkey::session::AuthSession)| {
         let mut t = policy_session(e, SessionKind::Trial);
         run(&mut e.tpm, &mut t);
-        assert_eq!(policy_get_digest(&mut e.tpm, &t).unwrap(), expected);
+        assert_eq!(e.tpm.policy_get_digest(&t).unwrap(), expected);
         e.tpm.flush_session(&mut t).unwrap();
     };
     check(
         &mut e,
         PolicyDigest::new(sha).auth_value().digest().to_vec(),
-        &|tpm, t| policy_auth_value(tpm, t).unwrap(),
+        &|tpm, t| tpm.policy_auth_value(t).unwrap(),
     );
     check(
         &mut e,
         PolicyDigest::new(sha).password().digest().to_vec(),
-        &|tpm, t| policy_password(tpm, t).unwrap(),
+        &|tpm, t| tpm.policy_password(t).unwrap(),
     );
     check(
         &mut e,
@@ -145,8 +148,8 @@ fn software_policy_digests_match_the_tpm() {
             .digest()
             .to_vec(),
         &|tpm, t| {
-            policy_command_code(tpm, t, TpmCc::SIGN).unwrap();
-            policy_auth_value(tpm, t).unwrap();
+            tpm.policy_command_code(t, TpmCc::SIGN).unwrap();
+            tpm.policy_auth_value(t).unwrap();
         },
     );
     let pd = pcr16_digest(&mut e.tpm);
@@ -157,31 +160,28 @@ fn software_policy_digests_match_the_tpm() {
             .unwrap()
             .digest()
             .to_vec(),
-        &|tpm, t| policy_pcr(tpm, t, &pcr16()).unwrap(),
+        &|tpm, t| tpm.policy_pcr(t, &pcr16()).unwrap(),
     );
     let a = PolicyDigest::new(sha).auth_value();
     let b = PolicyDigest::new(sha).command_code(TpmCc::UNSEAL);
     let or = PolicyDigest::or(sha, &[a.digest(), b.digest()]);
     let (ad, bd) = (a.digest().to_vec(), b.digest().to_vec());
     check(&mut e, or.digest().to_vec(), &move |tpm, t| {
-        policy_auth_value(tpm, t).unwrap();
-        policy_or(tpm, t, &[&ad, &bd]).unwrap();
+        tpm.policy_auth_value(t).unwrap();
+        tpm.policy_or(t, &[&ad, &bd]).unwrap();
     });
     let owner = TpmHandle::RH_OWNER.0.to_be_bytes();
     let salt = e.srk.salt_key().unwrap();
-    let mut hs = start_session(&mut e.tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+    let mut hs = e
+        .tpm
+        .start_session(&SessionParams::salted_hmac(&salt))
+        .unwrap();
     let mut t = policy_session(&mut e, SessionKind::Trial);
-    policy_secret(
-        &mut e.tpm,
-        &mut t,
-        TpmHandle::RH_OWNER,
-        &owner,
-        &mut hs,
-        b"",
-    )
-    .unwrap();
+    e.tpm
+        .policy_secret(&mut t, TpmHandle::RH_OWNER, &owner, &mut hs, b"")
+        .unwrap();
     assert_eq!(
-        policy_get_digest(&mut e.tpm, &t).unwrap(),
+        e.tpm.policy_get_digest(&t).unwrap(),
         PolicyDigest::new(sha).secret(&owner).digest()
     );
 }
@@ -192,7 +192,10 @@ fn pcr_policy_unseals_until_the_pcr_changes() {
     let proxy = TpmProxy::start(sim.data_port());
     let mut e = env(&proxy.tcti());
     let salt = e.srk.salt_key().unwrap();
-    let mut s = start_session(&mut e.tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+    let mut s = e
+        .tpm
+        .start_session(&SessionParams::salted_hmac(&salt))
+        .unwrap();
     let pd = pcr16_digest(&mut e.tpm);
     let policy = PolicyDigest::new(HashAlg::Sha256)
         .pcr(&pcr16(), &pd)
@@ -211,8 +214,8 @@ fn pcr_policy_unseals_until_the_pcr_changes() {
     let obj = load_key(&mut e.tpm, &e.srk, &mut s, &sealed).unwrap();
 
     let mut p = policy_session(&mut e, SessionKind::Policy);
-    policy_pcr(&mut e.tpm, &mut p, &pcr16()).unwrap();
-    policy_auth_value(&mut e.tpm, &mut p).unwrap();
+    e.tpm.policy_pcr(&mut p, &pcr16()).unwrap();
+    e.tpm.policy_auth_value(&mut p).unwrap();
     p.set_attributes(TpmaSession::empty());
     assert_eq!(
         &unseal(&mut e.tpm, &obj, &mut p, b"pin7").unwrap()[..],
@@ -221,8 +224,8 @@ fn pcr_policy_unseals_until_the_pcr_changes() {
 
     // A tampered response on a policy session is an integrity error.
     let mut p = policy_session(&mut e, SessionKind::Policy);
-    policy_pcr(&mut e.tpm, &mut p, &pcr16()).unwrap();
-    policy_auth_value(&mut e.tpm, &mut p).unwrap();
+    e.tpm.policy_pcr(&mut p, &pcr16()).unwrap();
+    e.tpm.policy_auth_value(&mut p).unwrap();
     proxy.set_tamper(Some(Box::new(|_c: &[u8], r: &mut Vec<u8>| {
         if r.len() > 10 {
             let n = r.len() - 1;
@@ -249,8 +252,8 @@ fn pcr_policy_unseals_until_the_pcr_changes() {
         )
         .unwrap();
     let mut p = policy_session(&mut e, SessionKind::Policy);
-    policy_pcr(&mut e.tpm, &mut p, &pcr16()).unwrap();
-    policy_auth_value(&mut e.tpm, &mut p).unwrap();
+    e.tpm.policy_pcr(&mut p, &pcr16()).unwrap();
+    e.tpm.policy_auth_value(&mut p).unwrap();
     let err = unseal(&mut e.tpm, &obj, &mut p, b"pin7").unwrap_err();
     assert_eq!(
         err.response_code().unwrap().base(),

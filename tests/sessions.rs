@@ -16,7 +16,7 @@ use tpm_commands::structures::{PublicParams, TpmtSignature};
 use tpmkey::keys::ops::{create_key, load_key, sign};
 use tpmkey::keys::srk::Srk;
 use tpmkey::keys::templates::{KeyAlgorithm, SrkKind};
-use tpmkey::session::start::{start_session, SessionParams};
+use tpmkey::session::start::SessionParams;
 use tpmkey::{Auth, Error, Tpm};
 
 fn open(tcti: &str) -> Tpm {
@@ -51,7 +51,9 @@ fn salted_sessions_encrypt_both_ways_ecc_and_rsa_srk() {
         let srk = Srk::load(&mut tpm, kind).unwrap();
         assert!(!srk.persistent);
         let salt = srk.salt_key().unwrap();
-        let mut s = start_session(&mut tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+        let mut s = tpm
+            .start_session(&SessionParams::salted_hmac(&salt))
+            .unwrap();
         assert!(s.is_salted());
         // GetRandom has no authorized handle: the session rides along to encrypt the
         // response, and its response HMAC is verified.
@@ -79,7 +81,9 @@ fn ecdsa_key_signs_and_no_secret_crosses_the_wire() {
     let mut tpm = open(&proxy.tcti());
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
     let salt = srk.salt_key().unwrap();
-    let mut s = start_session(&mut tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+    let mut s = tpm
+        .start_session(&SessionParams::salted_hmac(&salt))
+        .unwrap();
     let pin = b"correct horse 4711";
     let key = create_key(&mut tpm, &srk, &mut s, KeyAlgorithm::Ecc256, pin).unwrap();
     let loaded = load_key(&mut tpm, &srk, &mut s, &key).unwrap();
@@ -151,7 +155,9 @@ fn wrong_auth_is_auth_fail_on_session_1() {
     let mut tpm = open(&sim.tcti());
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
     let salt = srk.salt_key().unwrap();
-    let mut s = start_session(&mut tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+    let mut s = tpm
+        .start_session(&SessionParams::salted_hmac(&salt))
+        .unwrap();
     let key = create_key(&mut tpm, &srk, &mut s, KeyAlgorithm::Ecc256, b"1234").unwrap();
     let loaded = load_key(&mut tpm, &srk, &mut s, &key).unwrap();
     let digest = Sha256::digest(b"x");
@@ -195,7 +201,9 @@ fn tampered_response_is_an_integrity_error() {
     let mut tpm = open(&proxy.tcti());
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
     let salt = srk.salt_key().unwrap();
-    let mut s = start_session(&mut tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+    let mut s = tpm
+        .start_session(&SessionParams::salted_hmac(&salt))
+        .unwrap();
     let key = create_key(&mut tpm, &srk, &mut s, KeyAlgorithm::Ecc256, b"pin").unwrap();
     let loaded = load_key(&mut tpm, &srk, &mut s, &key).unwrap();
     let digest = Sha256::digest(b"y");
@@ -247,7 +255,9 @@ fn tampered_response_is_an_integrity_error() {
         .unwrap_err();
         assert!(e.to_string().contains("start a new session"), "{e}");
         tpm.flush_session(&mut s).unwrap();
-        s = start_session(&mut tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+        s = tpm
+            .start_session(&SessionParams::salted_hmac(&salt))
+            .unwrap();
         sign(
             &mut tpm,
             &loaded,
@@ -295,7 +305,9 @@ fn bound_sessions_salted_and_unsalted() {
     let mut tpm = open(&proxy.tcti());
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
     let salt = srk.salt_key().unwrap();
-    let mut s = start_session(&mut tpm, &SessionParams::salted_hmac(&salt)).unwrap();
+    let mut s = tpm
+        .start_session(&SessionParams::salted_hmac(&salt))
+        .unwrap();
     let auth = b"bound-pin-31";
     let secret = b"bound sealed secret";
     let sealed = seal(&mut tpm, &srk, &mut s, secret, auth, None).unwrap();
@@ -318,7 +330,7 @@ fn bound_sessions_salted_and_unsalted() {
             }),
             aes_bits: Some(128),
         };
-        let mut b = start_session(&mut tpm, &params).unwrap();
+        let mut b = tpm.start_session(&params).unwrap();
         assert_eq!(&unseal(&mut tpm, &obj, &mut b, auth).unwrap()[..], secret);
         let sig = sign(
             &mut tpm,
@@ -384,11 +396,9 @@ fn persistent_srk_is_used_when_it_matches_the_template() {
     let rsa = Srk::load(&mut tpm, SrkKind::Rsa).unwrap();
     assert!(!rsa.persistent);
     // A salted session to the persistent SRK works.
-    let mut s = start_session(
-        &mut tpm,
-        &SessionParams::salted_hmac(&persistent.salt_key().unwrap()),
-    )
-    .unwrap();
+    let mut s = tpm
+        .start_session(&SessionParams::salted_hmac(&persistent.salt_key().unwrap()))
+        .unwrap();
     s.set_attributes(TpmaSession::CONTINUE_SESSION | TpmaSession::ENCRYPT);
     tpm.execute(
         &GetRandom { bytes_requested: 8 },

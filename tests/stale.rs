@@ -15,7 +15,7 @@ use tpm_commands::frame::{build_command, TpmsAuthCommand};
 use tpm_commands::structures::{Tpm2bPublic, TpmtSymDef};
 use tpmkey::keys::srk::Srk;
 use tpmkey::keys::templates::{srk_template, SrkKind};
-use tpmkey::session::start::{start_session, SessionParams};
+use tpmkey::session::start::SessionParams;
 
 fn raw(port: u16, frame: &[u8]) -> u32 {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -88,11 +88,8 @@ fn stale_objects_and_sessions_are_flushed_and_the_command_retried() {
     let mut tpm = tpmkey::Tpm::open(&sim.tcti().parse().unwrap()).unwrap();
     let srk =
         Srk::load(&mut tpm, SrkKind::Ecc).expect("CreatePrimary after flushing stale objects");
-    start_session(
-        &mut tpm,
-        &SessionParams::salted_hmac(&srk.salt_key().unwrap()),
-    )
-    .expect("StartAuthSession after flushing stale sessions");
+    tpm.start_session(&SessionParams::salted_hmac(&srk.salt_key().unwrap()))
+        .expect("StartAuthSession after flushing stale sessions");
 }
 
 fn transient_objects(tpm: &mut tpmkey::Tpm) -> usize {
@@ -124,11 +121,9 @@ fn an_object_whose_load_response_fails_its_hmac_is_flushed_at_once() {
     let proxy = TpmProxy::start(sim.data_port());
     let mut tpm = tpmkey::Tpm::open(&proxy.tcti().parse().unwrap()).unwrap();
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
-    let mut s = start_session(
-        &mut tpm,
-        &SessionParams::salted_hmac(&srk.salt_key().unwrap()),
-    )
-    .unwrap();
+    let mut s = tpm
+        .start_session(&SessionParams::salted_hmac(&srk.salt_key().unwrap()))
+        .unwrap();
     let key = create_key(&mut tpm, &srk, &mut s, KeyAlgorithm::Ecc256, b"pin").unwrap();
     let before = transient_objects(&mut tpm);
     // TPM2_Load's response, last byte (the response HMAC) flipped.

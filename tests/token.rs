@@ -12,7 +12,7 @@ use tpm_commands::rc::ResponseCode;
 use tpmkey::keys::ops::{create_key, load_key, sign};
 use tpmkey::keys::srk::Srk;
 use tpmkey::keys::templates::{KeyAlgorithm, SrkKind};
-use tpmkey::session::start::{start_session, SessionParams};
+use tpmkey::session::start::SessionParams;
 use tpmkey::session::AuthSession;
 use tpmkey::token::{change_pin, create_token, key_auth, login, pin_auth, reset_pin};
 use tpmkey::Tpm;
@@ -20,11 +20,9 @@ use tpmkey::Tpm;
 fn setup(tcti: &str) -> (Tpm, Srk, AuthSession) {
     let mut tpm = Tpm::open(&tcti.parse().unwrap()).unwrap();
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
-    let s = start_session(
-        &mut tpm,
-        &SessionParams::salted_hmac(&srk.salt_key().unwrap()),
-    )
-    .unwrap();
+    let s = tpm
+        .start_session(&SessionParams::salted_hmac(&srk.salt_key().unwrap()))
+        .unwrap();
     (tpm, srk, s)
 }
 

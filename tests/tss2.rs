@@ -755,7 +755,7 @@ fn an_ssh_tpm_agent_style_file_with_a_description_imports() {
     };
     use tpmkey::keys::srk::Srk;
     use tpmkey::keys::templates::{signing_template, KeyAlgorithm, SrkKind};
-    use tpmkey::session::start::{start_session, SessionParams};
+    use tpmkey::session::start::SessionParams;
     use tpmkey::tpm::{Auth, Tpm};
 
     let b = Bench::new();
@@ -763,11 +763,9 @@ fn an_ssh_tpm_agent_style_file_with_a_description_imports() {
     // The key, made in the TPM with ssh-tpm-agent's attributes.
     let mut tpm = Tpm::open(&b.sim.tcti().parse().unwrap()).unwrap();
     let srk = Srk::load(&mut tpm, SrkKind::Ecc).unwrap();
-    let mut s = start_session(
-        &mut tpm,
-        &SessionParams::salted_hmac(&srk.salt_key().unwrap()),
-    )
-    .unwrap();
+    let mut s = tpm
+        .start_session(&SessionParams::salted_hmac(&srk.salt_key().unwrap()))
+        .unwrap();
     let mut template = signing_template(KeyAlgorithm::Ecc256, false);
     template.object_attributes = TpmaObject::FIXED_TPM
         | TpmaObject::FIXED_PARENT

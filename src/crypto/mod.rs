@@ -6,6 +6,7 @@ pub mod at_rest;
 pub mod duplicate;
 pub mod hash;
 pub mod kdf;
+pub mod name;
 pub mod param;
 pub mod secret;
 pub mod session;

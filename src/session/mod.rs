@@ -3,9 +3,13 @@
 //! does — command HMAC, response HMAC check, parameter encryption both ways.
 //!
 //! The cryptography itself is in [`crate::crypto`]; this module holds the rules of
-//! which key, which nonces and which authValue go where.
+//! which key, which nonces and which authValue go where. It is pure state: it sends
+//! nothing. [`crate::tpm::Tpm`] drives it — starts sessions
+//! ([`crate::tpm::Tpm::start_session`]), runs policy commands on them, and calls the
+//! per-command steps below from `Tpm::execute`.
 
 pub mod policy;
+pub mod salt;
 pub mod start;
 
 use tpm_commands::attributes::TpmaSession;

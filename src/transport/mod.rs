@@ -1,26 +1,140 @@
 //! Moving command and response frames to and from a TPM. Transports know nothing of
 //! response codes; retries and sessions live in [`crate::tpm::Tpm`].
+//!
+//! - **Every wait is bounded** ([`Limits`]): a TPM that does not answer a command
+//!   within `TPMKEY_TIMEOUT` seconds (default 120: RSA key generation on slow
+//!   hardware), or a raw device another process holds for longer than
+//!   `TPMKEY_BUSY_TIMEOUT` seconds (default 5), is an error that names the TPM and
+//!   the command; a connection closed in the middle of a frame says so.
+//! - **A TPM without a resource manager serves one client at a time** (swtpm and the
+//!   Microsoft simulator take one connection at a time, `/dev/tpm0` one open file).
+//!   Their transports can be let go between operations ([`Transport::release`]) and
+//!   come back at the next command; the TPM keeps what was loaded. What another
+//!   process may have flushed meanwhile is the business of [`FlushEpoch`] and
+//!   [`crate::tpm::Tpm`].
 
 mod device;
+mod epoch;
 mod socket;
+mod wait;
 
+pub(crate) use device::is_resource_manager;
 pub use device::DeviceTransport;
+pub use epoch::FlushEpoch;
 pub use socket::{Framing, SocketAddr, SocketTransport};
 
 use std::io;
+use std::time::Duration;
+
+use tpm_commands::constants::TpmCc;
 
 /// The largest response accepted (the Linux driver's TPM_BUFSIZE is 4096; swtpm's
 /// default buffer is 4096 too).
 pub const MAX_RESPONSE: usize = 4096;
 
-/// Moves one command frame to the TPM and its response back.
-pub trait Transport: Send {
-    /// Sends `command` and returns the whole response frame.
+/// How long a command may take by default: RSA key generation on a slow TPM takes
+/// tens of seconds.
+pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long to wait by default for a raw TPM that another process holds.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The bounds on every wait for a TPM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// From sending a command to the last byte of its response
+    /// (`TPMKEY_TIMEOUT`).
+    pub answer: Duration,
+    /// For a raw TPM device that another process has open (`TPMKEY_BUSY_TIMEOUT`).
+    pub busy: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            answer: DEFAULT_ANSWER_TIMEOUT,
+            busy: DEFAULT_BUSY_TIMEOUT,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults, changed by `TPMKEY_TIMEOUT` and `TPMKEY_BUSY_TIMEOUT` (seconds,
+    /// decimals allowed: `0.5`).
     ///
     /// # Errors
-    /// I/O failures, a peer that closed the connection, a response over
-    /// [`MAX_RESPONSE`] or with a size field under 10.
+    /// [`TransportError::BadSetting`] for a value that is not a positive number of
+    /// seconds up to a day.
+    pub fn from_env() -> Result<Limits, TransportError> {
+        let mut l = Limits::default();
+        if let Some(d) = seconds_from_env("TPMKEY_TIMEOUT")? {
+            l.answer = d;
+        }
+        if let Some(d) = seconds_from_env("TPMKEY_BUSY_TIMEOUT")? {
+            l.busy = d;
+        }
+        Ok(l)
+    }
+}
+
+fn seconds_from_env(var: &'static str) -> Result<Option<Duration>, TransportError> {
+    let Some(v) = std::env::var_os(var) else {
+        return Ok(None);
+    };
+    let text = v.to_string_lossy().trim().to_string();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(Some(Duration::from_secs_f64(s))),
+        _ => Err(TransportError::BadSetting {
+            var,
+            value: text,
+            reason: "a number of seconds between 0 and 86400 is needed, e.g. 30 or 0.5",
+        }),
+    }
+}
+
+/// Moves one command frame to the TPM and its response back.
+pub trait Transport: Send {
+    /// Sends `command` and returns the whole response frame, reconnecting first when
+    /// the transport was released.
+    ///
+    /// # Errors
+    /// The TPM cannot be reached or is busy past the bound, it does not answer in
+    /// time, it closes the connection, a response over [`MAX_RESPONSE`] or with a
+    /// size field under 10, other I/O failures.
     fn transact(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError>;
+
+    /// Lets other processes at a TPM that serves one client at a time: closes the
+    /// connection (swtpm, the simulator) or the raw device, until the next command.
+    /// The TPM keeps its loaded objects and sessions. Returns true when something was
+    /// closed; a kernel resource manager's connection, or a descriptor this
+    /// transport could not open again, is kept (false).
+    fn release(&mut self) -> bool {
+        false
+    }
+
+    /// Opens the connection again after [`Transport::release`] (waiting, within the
+    /// busy bound, for another process to let go of a raw device); nothing when it
+    /// is open.
+    ///
+    /// # Errors
+    /// As for the first connection.
+    fn acquire(&mut self) -> Result<(), TransportError> {
+        Ok(())
+    }
+}
+
+/// Which part of an exchange a closed connection cut short.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Sending the command.
+    Command,
+    /// Waiting for the first byte of the response.
+    Answer,
+    /// Receiving the response.
+    Response,
 }
 
 /// Why a TPM could not be reached, with what to do about it.
@@ -38,17 +152,47 @@ pub enum TransportError {
         /// The path tried.
         path: String,
     },
-    /// /dev/tpm0 is exclusive.
-    #[error("{path}: device busy; another process holds the raw TPM; use /dev/tpmrm0 (the kernel resource manager)")]
+    /// A raw TPM device stayed open in another process for longer than the bound.
+    #[error("{path}: the TPM is busy: {holder} has the raw TPM open, and it was not free within {waited_ms} ms (TPMKEY_BUSY_TIMEOUT=seconds waits longer); try again, or use /dev/tpmrm0, the kernel resource manager, which lets processes share the TPM")]
     Busy {
-        /// The path tried.
+        /// The device.
         path: String,
+        /// Who holds it: "process 1234 (ssh-agent)", or why that is unknown.
+        holder: String,
+        /// How long we waited, in milliseconds.
+        waited_ms: u128,
     },
     /// Nothing listens at the address.
     #[error("{addr}: connection refused; is swtpm running? e.g. swtpm socket --tpm2 --server type=tcp,port=2321 --ctrl type=tcp,port=2322 --tpmstate dir=/tmp/tpm --flags not-need-init,startup-clear")]
     Refused {
         /// The address tried.
         addr: String,
+    },
+    /// The TPM did not answer a command within the bound.
+    #[error("the TPM at {tpm} did not answer {command} within {}{}; {hint} (TPMKEY_TIMEOUT=seconds sets the bound)", secs(*bound_ms), progress(*received))]
+    Timeout {
+        /// The TPM (device path or socket address).
+        tpm: String,
+        /// The command, e.g. TPM2_Sign.
+        command: String,
+        /// The bound that ran out, in milliseconds.
+        bound_ms: u128,
+        /// Bytes of the response received and announced, when it started.
+        received: Option<(usize, usize)>,
+        /// What may be wrong.
+        hint: &'static str,
+    },
+    /// The TPM closed the connection in the middle of an exchange.
+    #[error("the TPM at {tpm} closed the connection {}; is swtpm still running?", phase_text(*phase, command, *received))]
+    Closed {
+        /// The TPM.
+        tpm: String,
+        /// The command.
+        command: String,
+        /// Where in the exchange.
+        phase: Phase,
+        /// Bytes of the response received and announced, when it started.
+        received: Option<(usize, usize)>,
     },
     /// A TPM 1.2 answered.
     #[error("{0}: this is a TPM 1.2; tpmkey needs a TPM 2.0 (check firmware settings: some machines can switch the TPM to 2.0 mode)")]
@@ -61,14 +205,47 @@ pub enum TransportError {
         /// What was wrong.
         detail: String,
     },
+    /// An environment variable with a value that cannot be used.
+    #[error("{var}={value:?}: {reason}")]
+    BadSetting {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is needed.
+        reason: &'static str,
+    },
     /// Any other I/O failure.
     #[error("{what}: {source}")]
     Io {
-        /// Where.
+        /// Where, and during which command.
         what: String,
         /// The error.
         source: io::Error,
     },
+}
+
+fn secs(ms: u128) -> String {
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
+fn progress(received: Option<(usize, usize)>) -> String {
+    match received {
+        Some((got, of)) => format!(" ({got} of the {of} bytes it announced arrived)"),
+        None => String::new(),
+    }
+}
+
+fn phase_text(phase: Phase, command: &str, received: Option<(usize, usize)>) -> String {
+    match phase {
+        Phase::Command => format!("while {command} was being sent"),
+        Phase::Answer => format!("before answering {command}"),
+        Phase::Response => format!("during the response to {command}{}", progress(received)),
+    }
 }
 
 impl TransportError {
@@ -78,6 +255,14 @@ impl TransportError {
             what: what.into(),
             source,
         }
+    }
+}
+
+/// The name of the command in a command frame ("TPM2_Sign"), for messages.
+pub(crate) fn command_name(command: &[u8]) -> String {
+    match command.get(6..10).and_then(|b| <[u8; 4]>::try_from(b).ok()) {
+        Some(cc) => TpmCc(u32::from_be_bytes(cc)).to_string(),
+        None => "a command".into(),
     }
 }
 
@@ -106,21 +291,38 @@ pub(crate) fn response_size(header: &[u8; 10], what: &str) -> Result<usize, Tran
     Ok(size)
 }
 
-/// Reads one response frame (header first, then the rest) from `r`.
-///
-/// # Errors
-/// As [`response_size`], and I/O errors.
-pub(crate) fn read_response(r: &mut impl io::Read, what: &str) -> Result<Vec<u8>, TransportError> {
-    let mut header = [0u8; 10];
-    r.read_exact(&mut header)
-        .map_err(|e| TransportError::io(what, e))?;
-    let size = response_size(&header, what)?;
-    let mut frame = Vec::with_capacity(size);
-    frame.extend_from_slice(&header);
-    frame.resize(size, 0);
-    if let Some(rest) = frame.get_mut(10..) {
-        r.read_exact(rest)
-            .map_err(|e| TransportError::io(what, e))?;
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_tpm_and_the_command() {
+        let e = TransportError::Timeout {
+            tpm: "127.0.0.1:2321".into(),
+            command: "TPM2_Sign".into(),
+            bound_ms: 60_000,
+            received: None,
+            hint: "is it stuck?",
+        };
+        assert!(
+            e.to_string()
+                .starts_with("the TPM at 127.0.0.1:2321 did not answer TPM2_Sign within 60 s;"),
+            "{e}"
+        );
+        let e = TransportError::Closed {
+            tpm: "127.0.0.1:2321".into(),
+            command: "TPM2_Sign".into(),
+            phase: Phase::Response,
+            received: Some((12, 100)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "the TPM at 127.0.0.1:2321 closed the connection during the response to TPM2_Sign (12 of the 100 bytes it announced arrived); is swtpm still running?"
+        );
+        assert_eq!(
+            command_name(&[0x80, 1, 0, 0, 0, 12, 0, 0, 1, 0x5d]),
+            "TPM2_Sign"
+        );
+        assert_eq!(command_name(&[0x80]), "a command");
     }
-    Ok(frame)
 }

@@ -5,24 +5,34 @@
 //!   `--flags not-need-init,startup-clear`.
 //! - `mssim:` framing: `u32 TPM_SEND_COMMAND (8) || u8 locality || u32 size ||
 //!   command`, answered by `u32 size || response || u32 0` (ms-tpm-20-ref
-//!   TpmTcpProtocol.h). On connect, TPM_SIGNAL_POWER_ON and TPM_SIGNAL_NV_ON go to
-//!   the platform port (port+1) when something listens there, as tpm2-tss does.
-//!   swtpm's data port accepts this framing too.
+//!   TpmTcpProtocol.h). On the first connection, TPM_SIGNAL_POWER_ON and
+//!   TPM_SIGNAL_NV_ON go to the platform port (port+1) when something listens
+//!   there, as tpm2-tss does.
+//!
+//! Both serve one connection at a time: while one client is connected, the next
+//! one's commands wait unanswered. [`Transport::release`] closes the connection
+//! between operations (the simulator keeps what was loaded), the next command
+//! connects again. Commands go out with `MSG_NOSIGNAL`: a TPM that went away is an
+//! error, never a SIGPIPE in the host program that loaded the PKCS#11 module.
 
 use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use super::{read_response, Transport, TransportError, MAX_RESPONSE};
+use nix::errno::Errno;
+use nix::sys::socket::{self as sock, MsgFlags};
 
-/// How long a socket read or write may block: RSA key generation on a simulator
-/// can take seconds.
-const IO_TIMEOUT: Duration = Duration::from_secs(120);
+use super::wait::{read_framing, read_response, Exchange};
+use super::{command_name, Limits, Phase, Transport, TransportError, MAX_RESPONSE};
 
 const TPM_SEND_COMMAND: u32 = 8;
 const TPM_SIGNAL_POWER_ON: u32 = 1;
 const TPM_SIGNAL_NV_ON: u32 = 11;
+
+/// What a socket TPM that does not answer may be doing.
+const HINT: &str = "is the simulator stopped, or is another client holding its one connection?";
 
 /// Where the simulator listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,18 +83,37 @@ impl Read for Stream {
     }
 }
 
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+impl AsFd for Stream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
+            Stream::Tcp(s) => s.as_fd(),
+            Stream::Unix(s) => s.as_fd(),
         }
     }
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Stream::Tcp(s) => s.flush(),
-            Stream::Unix(s) => s.flush(),
+}
+
+impl Stream {
+    /// Sends all of `data` before the deadline, without SIGPIPE.
+    fn send_all(&mut self, mut data: &[u8], ex: &Exchange) -> Result<(), TransportError> {
+        while !data.is_empty() {
+            let left = ex.remaining().ok_or_else(|| ex.timeout(None))?;
+            let set = match self {
+                Stream::Tcp(s) => s.set_write_timeout(Some(left)),
+                Stream::Unix(s) => s.set_write_timeout(Some(left)),
+            };
+            set.map_err(|e| ex.io(e))?;
+            match sock::send(self.as_fd().as_raw_fd(), data, MsgFlags::MSG_NOSIGNAL) {
+                Ok(0) => return Err(ex.closed(Phase::Command, None)),
+                Ok(n) => data = data.get(n..).unwrap_or_default(),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => {}
+                Err(Errno::EPIPE | Errno::ECONNRESET | Errno::ENOTCONN) => {
+                    return Err(ex.closed(Phase::Command, None))
+                }
+                Err(e) => return Err(ex.io(io::Error::from(e))),
+            }
         }
+        Ok(())
     }
 }
 
@@ -92,7 +121,8 @@ impl Write for Stream {
 pub struct SocketTransport {
     addr: SocketAddr,
     framing: Framing,
-    stream: Stream,
+    limits: Limits,
+    stream: Option<Stream>,
 }
 
 impl std::fmt::Debug for SocketTransport {
@@ -100,31 +130,77 @@ impl std::fmt::Debug for SocketTransport {
         f.debug_struct("SocketTransport")
             .field("addr", &self.addr)
             .field("framing", &self.framing)
+            .field("connected", &self.stream.is_some())
             .finish()
     }
 }
 
-fn connect(addr: &SocketAddr) -> Result<Stream, TransportError> {
-    let what = addr.to_string();
-    let map = |e: io::Error| match e.kind() {
-        io::ErrorKind::ConnectionRefused => TransportError::Refused { addr: what.clone() },
-        io::ErrorKind::NotFound => TransportError::Refused { addr: what.clone() },
-        io::ErrorKind::PermissionDenied => TransportError::PermissionDenied { path: what.clone() },
-        _ => TransportError::io(what.clone(), e),
-    };
+fn refused_or(addr: &SocketAddr, ex: &Exchange, e: io::Error) -> TransportError {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => TransportError::Refused {
+            addr: addr.to_string(),
+        },
+        io::ErrorKind::PermissionDenied => TransportError::PermissionDenied {
+            path: addr.to_string(),
+        },
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => ex.timeout(None),
+        _ => ex.io(e),
+    }
+}
+
+/// Connects within the exchange's deadline. A unix socket whose listen queue is
+/// full (swtpm keeps one) refuses a non-blocking connect with EAGAIN: tried again
+/// until the deadline instead of blocking without bound.
+fn connect(addr: &SocketAddr, ex: &Exchange) -> Result<Stream, TransportError> {
     match addr {
         SocketAddr::Tcp { host, port } => {
-            let s = TcpStream::connect((host.as_str(), *port)).map_err(map)?;
-            s.set_nodelay(true).map_err(map)?;
-            s.set_read_timeout(Some(IO_TIMEOUT)).map_err(map)?;
-            s.set_write_timeout(Some(IO_TIMEOUT)).map_err(map)?;
-            Ok(Stream::Tcp(s))
+            let targets = (host.as_str(), *port)
+                .to_socket_addrs()
+                .map_err(|e| refused_or(addr, ex, e))?;
+            let mut last = None;
+            for target in targets {
+                let left = ex.remaining().ok_or_else(|| ex.timeout(None))?;
+                match TcpStream::connect_timeout(&target, left) {
+                    Ok(s) => {
+                        s.set_nodelay(true).map_err(|e| ex.io(e))?;
+                        return Ok(Stream::Tcp(s));
+                    }
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(match last {
+                Some(e) => refused_or(addr, ex, e),
+                None => TransportError::Refused {
+                    addr: addr.to_string(),
+                },
+            })
         }
         SocketAddr::Unix { path } => {
-            let s = UnixStream::connect(path).map_err(map)?;
-            s.set_read_timeout(Some(IO_TIMEOUT)).map_err(map)?;
-            s.set_write_timeout(Some(IO_TIMEOUT)).map_err(map)?;
-            Ok(Stream::Unix(s))
+            let ua = sock::UnixAddr::new(path.as_str())
+                .map_err(|e| refused_or(addr, ex, io::Error::from(e)))?;
+            let mut delay = Duration::from_millis(1);
+            loop {
+                let fd: OwnedFd = sock::socket(
+                    sock::AddressFamily::Unix,
+                    sock::SockType::Stream,
+                    sock::SockFlag::SOCK_CLOEXEC | sock::SockFlag::SOCK_NONBLOCK,
+                    None,
+                )
+                .map_err(|e| ex.io(io::Error::from(e)))?;
+                match sock::connect(fd.as_raw_fd(), &ua) {
+                    Ok(()) => {
+                        let s = UnixStream::from(fd);
+                        s.set_nonblocking(false).map_err(|e| ex.io(e))?;
+                        return Ok(Stream::Unix(s));
+                    }
+                    Err(Errno::EAGAIN | Errno::EINTR) => {
+                        let left = ex.remaining().ok_or_else(|| ex.timeout(None))?;
+                        std::thread::sleep(delay.min(left));
+                        delay = (delay * 2).min(Duration::from_millis(50));
+                    }
+                    Err(e) => return Err(refused_or(addr, ex, io::Error::from(e))),
+                }
+            }
         }
     }
 }
@@ -134,10 +210,18 @@ fn platform_power_on(host: &str, port: u16) {
     let Some(platform) = port.checked_add(1) else {
         return;
     };
-    let Ok(mut s) = TcpStream::connect((host, platform)) else {
+    let Ok(addrs) = (host, platform).to_socket_addrs() else {
+        return;
+    };
+    let Some(Ok(mut s)) = addrs
+        .take(1)
+        .map(|a| TcpStream::connect_timeout(&a, Duration::from_secs(2)))
+        .next()
+    else {
         return;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
     for signal in [TPM_SIGNAL_POWER_ON, TPM_SIGNAL_NV_ON] {
         let mut ack = [0u8; 4];
         if s.write_all(&signal.to_be_bytes()).is_err() || s.read_exact(&mut ack).is_err() {
@@ -147,63 +231,83 @@ fn platform_power_on(host: &str, port: u16) {
 }
 
 impl SocketTransport {
-    /// Connects to `addr` with `framing`.
+    /// Connects to `addr` with `framing` and the default bounds.
     ///
     /// # Errors
-    /// Connection refused (is swtpm running?), other I/O errors.
+    /// Connection refused (is swtpm running?), no connection within the bound,
+    /// other I/O errors.
     pub fn connect(addr: SocketAddr, framing: Framing) -> Result<Self, TransportError> {
+        Self::connect_with(addr, framing, Limits::default())
+    }
+
+    /// Connects to `addr` with `framing`; every later wait is bounded by `limits`.
+    ///
+    /// # Errors
+    /// As [`SocketTransport::connect`].
+    pub fn connect_with(
+        addr: SocketAddr,
+        framing: Framing,
+        limits: Limits,
+    ) -> Result<Self, TransportError> {
         if let (Framing::Mssim, SocketAddr::Tcp { host, port }) = (framing, &addr) {
             platform_power_on(host, *port);
         }
-        let stream = connect(&addr)?;
-        Ok(SocketTransport {
+        let mut t = SocketTransport {
             addr,
             framing,
-            stream,
-        })
+            limits,
+            stream: None,
+        };
+        t.acquire()?;
+        Ok(t)
     }
 
-    fn send(&mut self, command: &[u8]) -> io::Result<()> {
+    fn exchange_for(&self, command: &[u8]) -> Exchange {
+        Exchange::new(
+            self.addr.to_string(),
+            command_name(command),
+            self.limits.answer,
+            HINT,
+        )
+    }
+
+    fn exchange(&mut self, command: &[u8], ex: &Exchange) -> Result<Vec<u8>, TransportError> {
+        if self.stream.is_none() {
+            self.stream = Some(connect(&self.addr, ex)?);
+        }
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(ex.closed(Phase::Command, None));
+        };
         match self.framing {
-            Framing::Raw => self.stream.write_all(command),
+            Framing::Raw => {
+                stream.send_all(command, ex)?;
+                read_response(stream, ex)
+            }
             Framing::Mssim => {
                 let mut frame = Vec::with_capacity(command.len() + 9);
                 frame.extend_from_slice(&TPM_SEND_COMMAND.to_be_bytes());
                 frame.push(0); // locality 0
                 frame.extend_from_slice(&(command.len() as u32).to_be_bytes());
                 frame.extend_from_slice(command);
-                self.stream.write_all(&frame)
-            }
-        }
-    }
-
-    fn receive(&mut self) -> Result<Vec<u8>, TransportError> {
-        let what = self.addr.to_string();
-        match self.framing {
-            Framing::Raw => read_response(&mut self.stream, &what),
-            Framing::Mssim => {
+                stream.send_all(&frame, ex)?;
                 let mut len = [0u8; 4];
-                self.stream
-                    .read_exact(&mut len)
-                    .map_err(|e| TransportError::io(&what, e))?;
+                read_framing(stream, &mut len, ex, Phase::Answer)?;
                 let len = u32::from_be_bytes(len) as usize;
                 if !(10..=MAX_RESPONSE).contains(&len) {
                     return Err(TransportError::Malformed {
-                        what,
+                        what: ex.tpm.clone(),
                         detail: format!("simulator frame size {len}"),
                     });
                 }
-                let frame = read_response(&mut self.stream, &what)?;
+                let frame = read_response(stream, ex)?;
                 if frame.len() != len {
                     return Err(TransportError::Malformed {
-                        what,
+                        what: ex.tpm.clone(),
                         detail: "simulator frame size disagrees with the TPM header".into(),
                     });
                 }
                 let mut ack = [0u8; 4];
-                self.stream
-                    .read_exact(&mut ack)
-                    .map_err(|e| TransportError::io(&what, e))?;
+                read_framing(stream, &mut ack, ex, Phase::Response)?;
                 Ok(frame)
             }
         }
@@ -212,13 +316,31 @@ impl SocketTransport {
 
 impl Transport for SocketTransport {
     fn transact(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
-        // A simulator serves one connection at a time and may have dropped ours
-        // between commands: reconnect once when the command could not be sent.
-        if self.send(command).is_err() {
-            self.stream = connect(&self.addr)?;
-            self.send(command)
-                .map_err(|e| TransportError::io(self.addr.to_string(), e))?;
+        let ex = self.exchange_for(command);
+        let r = self.exchange(command, &ex);
+        if r.is_err() {
+            // Out of step (a late answer would be read as the next one's): never
+            // used again.
+            self.stream = None;
         }
-        self.receive()
+        r
+    }
+
+    fn release(&mut self) -> bool {
+        self.stream = None;
+        true
+    }
+
+    fn acquire(&mut self) -> Result<(), TransportError> {
+        if self.stream.is_none() {
+            let ex = Exchange::new(
+                self.addr.to_string(),
+                "a connection".into(),
+                self.limits.answer,
+                HINT,
+            );
+            self.stream = Some(connect(&self.addr, &ex)?);
+        }
+        Ok(())
     }
 }

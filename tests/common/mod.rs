@@ -264,6 +264,20 @@ fn kill(child: &mut Child) {
 impl Drop for Swtpm {
     fn drop(&mut self) {
         kill(&mut self.child);
+        remove_flush_epoch(&self.tcti());
+    }
+}
+
+/// Removes the flush epoch file tpmkey keeps for the TPM at `tcti` (in /run/lock
+/// or /tmp, made when a process flushed handles it did not load), so that test
+/// runs leave nothing behind.
+pub fn remove_flush_epoch(tcti: &str) {
+    if let Some(e) = tcti
+        .parse::<tpmkey::Tcti>()
+        .ok()
+        .and_then(|t| t.flush_epoch())
+    {
+        let _ = std::fs::remove_file(e.path());
     }
 }
 

@@ -261,5 +261,6 @@ impl Drop for TpmProxy {
         // still connected keeps it in its read loop until that client goes away.
         let _ = TcpStream::connect(("127.0.0.1", self.port));
         drop(self.thread.take());
+        super::remove_flush_epoch(&self.tcti());
     }
 }

@@ -105,6 +105,193 @@ no_leak() {
         fail "$1 left $o transient objects and $s sessions in the TPM (before: $mo, $ms)"
 }
 
+# ---- sharing /dev/tpm0 (no resource manager) with a process that holds the module
+
+# handle_list FIRST: the handles of one type (FIRST as in `handles`), one per line
+# as \xHH escapes, for flush_raw.
+handle_list() {
+    exec 3<>/dev/tpm0 || return
+    printf "\x80\x01\x00\x00\x00\x16\x00\x00\x01\x7a\x00\x00\x00\x01$1\x00\x00\x00\x40" >&3
+    dd bs=4096 count=1 <&3 2>/dev/null | od -An -tu1 -v | awk '
+        { for (i = 1; i <= NF; i++) b[n++] = $i }
+        END {
+            if (n < 19 || b[6] + b[7] + b[8] + b[9] != 0) exit
+            c = b[15] * 16777216 + b[16] * 65536 + b[17] * 256 + b[18]
+            for (k = 0; k < c; k++) {
+                o = 19 + 4 * k
+                printf "\\x%02x\\x%02x\\x%02x\\x%02x\n", b[o], b[o + 1], b[o + 2], b[o + 3]
+            }
+        }'
+    exec 3>&-
+}
+# flush_raw HANDLE: TPM2_FlushContext written to /dev/tpm0 from the shell, as a
+# program that knows nothing of tpmkey would (no flush epoch).
+flush_raw() {
+    exec 3<>/dev/tpm0 || return 1
+    printf "\x80\x01\x00\x00\x00\x0e\x00\x00\x01\x65$1" >&3
+    dd bs=4096 count=1 <&3 >/dev/null 2>&1
+    exec 3>&-
+}
+# flush_everything: every transient object and session; prints how many.
+flush_everything() {
+    fe_n=0
+    for fe_t in '\x80\x00\x00\x00' '\x02\x00\x00\x00' '\x03\x00\x00\x00'; do
+        for fe_h in $(handle_list "$fe_t"); do
+            flush_raw "$fe_h" && fe_n=$((fe_n + 1))
+        done
+    done
+    echo "$fe_n"
+}
+# leak_primary: a TPM2_CreatePrimary (ECC P-256, noDA) whose object nobody flushes,
+# as a crashed process leaves one; prints the response code (0: made).
+leak_primary() {
+    exec 3<>/dev/tpm0 || { echo -1; return; }
+    printf "\x80\x02\x00\x00\x00\x41\x00\x00\x01\x31\x40\x00\x00\x01\x00\x00\x00\x09\x40\x00\x00\x09\x00\x00\x01\x00\x00\x00\x04\x00\x00\x00\x00\x00\x18\x00\x23\x00\x0b\x00\x04\x04\x72\x00\x00\x00\x10\x00\x18\x00\x0b\x00\x03\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00" >&3
+    dd bs=4096 count=1 <&3 2>/dev/null | od -An -tu1 -v | awk '
+        { for (i = 1; i <= NF; i++) b[n++] = $i }
+        END { print (n < 10) ? -1 : b[6] * 16777216 + b[7] * 65536 + b[8] * 256 + b[9] }'
+    exec 3>&-
+}
+# failed_tries: the TPM's dictionary-attack failure counter.
+failed_tries() {
+    tpmkey info --json 2>/dev/null | sed -n 's/.*"failed_tries":\([0-9]*\).*/\1/p'
+}
+# holder_sign NAME N: asks holder NAME (musl-p11-load --hold, FIFO /tmp/NAME.fifo,
+# output /tmp/NAME.out) for its signature number N and waits up to 30 s for it.
+holder_sign() {
+    hs_t=$(now)
+    echo sign >"/tmp/$1.fifo"
+    hs_i=0
+    while [ "$hs_i" -lt 300 ] && ! grep -q "^sign $2 " "/tmp/$1.out"; do
+        usleep 100000
+        hs_i=$((hs_i + 1))
+    done
+    if grep -q "^sign $2 ok" "/tmp/$1.out"; then
+        echo "ok $1 signs ($3, $(secs $(($(now) - hs_t))) s)"
+    else
+        fail "$1 could not sign ($3): $(grep "^sign $2 " "/tmp/$1.out" || echo 'no answer within 30 s')"
+        sed 's/^/      /' "/tmp/$1.out"
+    fi
+}
+# holder_start NAME STORE: a musl program holding the module, logged in, signing on
+# request; waits until it is holding.
+holder_start() {
+    rm -f "/tmp/$1.fifo" "/tmp/$1.out"
+    mkfifo "/tmp/$1.fifo"
+    TPMKEY_STORE=$2 musl-p11-load /libtpmkey.so 1234 --hold "/tmp/$1.fifo" >"/tmp/$1.out" 2>&1 &
+    eval "$1_pid=\$!"
+    hs_i=0
+    while [ "$hs_i" -lt 300 ] && ! grep -q '^holding' "/tmp/$1.out"; do
+        usleep 100000
+        hs_i=$((hs_i + 1))
+    done
+    grep -q '^holding' "/tmp/$1.out" || { fail "$1 did not start"; sed 's/^/      /' "/tmp/$1.out"; }
+}
+holder_stop() {
+    echo quit >"/tmp/$1.fifo"
+    eval "wait \$$1_pid"
+    hs_rc=$?
+    [ "$hs_rc" -eq 0 ] && grep -q 'musl-p11-load: ok' "/tmp/$1.out" || {
+        fail "$1 did not finish cleanly (exit $hs_rc)"
+        sed 's/^/      /' "/tmp/$1.out"
+    }
+}
+
+# A process holding the module (logged in, idle between signatures, like an
+# ssh-agent after ssh-add -s) does not shut the others out of /dev/tpm0: tpmkey
+# runs, one-shot module users and a second holder all work while it is idle, and
+# it still signs afterwards, also after its handles were flushed behind its back
+# and after tpmkey's stale-handle recovery gave its handle numbers to others.
+share_raw_tpm() {
+    export TPMKEY_TCTI=device:/dev/tpm0 TPMKEY_STORE=/tmp/store-raw
+    t0=$(now)
+    mark
+    da0=$(failed_tries)
+    # Alone, a holder that lets go of the device after every call signs with one
+    # TPM command: login StartAuthSession + Unseal, first signature Load + Sign,
+    # then Sign alone, C_Finalize two FlushContexts.
+    export TPMKEY_PKCS11_STATS=1
+    holder_start steady /tmp/store-raw
+    unset TPMKEY_PKCS11_STATS
+    i=1
+    while [ "$i" -le 10 ]; do
+        holder_sign steady "$i" "alone"
+        i=$((i + 1))
+    done
+    holder_stop steady
+    sent=$(sed -n 's/^libtpmkey: \([0-9]*\) TPM commands sent$/\1/p' /tmp/steady.out)
+    echo "TPMKEY-VM-STAT /dev/tpm0 opened per call: login, 11 signatures, C_Finalize: ${sent:-?} TPM commands (16 = one per steady signature)"
+    [ "$sent" = 16 ] || fail "a holder alone on /dev/tpm0 sent ${sent:-?} TPM commands for a login and 11 signatures, 16 expected"
+    holder_start holder /tmp/store-raw
+    exec 3<>/dev/tpm0 && echo "ok the raw TPM is free while the holder is idle" || fail "the idle holder keeps /dev/tpm0 open"
+    exec 3>&-
+    worst=0
+    ok=0
+    i=1
+    while [ "$i" -le 10 ]; do
+        t=$(now)
+        tpmkey sign --token t --label k --userpin 1234 --in /tmp/msg >/tmp/out 2>&1 && ok=$((ok + 1)) || sed 's/^/      /' /tmp/out
+        d=$(($(now) - t))
+        [ "$d" -gt "$worst" ] && worst=$d
+        i=$((i + 1))
+    done
+    echo "TPMKEY-VM-STAT /dev/tpm0 held by an idle module user: tpmkey sign ok $ok/10, slowest $(secs $worst) s"
+    [ "$ok" -eq 10 ] && [ "$worst" -lt 1000 ] || fail "tpmkey sign beside an idle holder: ok $ok/10, slowest $(secs $worst) s"
+    worst=0
+    ok=0
+    i=1
+    while [ "$i" -le 10 ]; do
+        t=$(now)
+        musl-p11-load /libtpmkey.so 1234 >/tmp/out 2>&1 && ok=$((ok + 1)) || sed 's/^/      /' /tmp/out
+        d=$(($(now) - t))
+        [ "$d" -gt "$worst" ] && worst=$d
+        i=$((i + 1))
+    done
+    echo "TPMKEY-VM-STAT /dev/tpm0 held by an idle module user: one-shot module login + signature ok $ok/10, slowest $(secs $worst) s"
+    [ "$ok" -eq 10 ] && [ "$worst" -lt 1000 ] || fail "module users beside an idle holder: ok $ok/10, slowest $(secs $worst) s"
+    holder_start holder2 /tmp/store-raw
+    holder_sign holder2 1 "a second holder"
+    holder_sign holder 1 "after the others"
+    n=$(flush_everything)
+    echo "    flushed $n handles behind the holders' backs"
+    holder_sign holder 2 "after a foreign flush"
+    holder_sign holder2 2 "after a foreign flush"
+    # Fill the TPM: the next tpmkey flushes what it did not load (the holders'
+    # keys and sessions too) and bumps the flush epoch.
+    leaked=0
+    while [ "$(leak_primary)" = 0 ] && [ "$leaked" -lt 5 ]; do leaked=$((leaked + 1)); done
+    step "tpmkey sign in a full TPM" tpmkey sign --token t --label k --userpin 1234 --in /tmp/msg
+    echo "    epoch file: $(cat /tmp/tpmkey-dev-tpm0.epoch 2>/dev/null || cat /run/lock/tpmkey-dev-tpm0.epoch 2>/dev/null || echo none) (after $leaked leaked objects)"
+    holder_sign holder2 3 "after a stale flush"
+    holder_sign holder 3 "after a stale flush, its handle numbers reused"
+    da1=$(failed_tries)
+    echo "    dictionary-attack failures: $da0 before, $da1 after"
+    [ "$da0" = "$da1" ] || fail "sharing /dev/tpm0 cost failed authorizations ($da0 before, $da1 after)"
+    holder_stop holder2
+    holder_stop holder
+    # A device another process has open: tpmkey waits for it within
+    # TPMKEY_BUSY_TIMEOUT, then says which process holds it.
+    sleep 3 3<>/dev/tpm0 &
+    bpid=$!
+    usleep 300000
+    t=$(now)
+    TPMKEY_BUSY_TIMEOUT=1 tpmkey info >/tmp/out 2>&1
+    rc=$?
+    d=$(($(now) - t))
+    sed 's/^/    /' /tmp/out
+    if [ "$rc" -ne 0 ] && grep -q "the TPM is busy: process $bpid (sleep) has the raw TPM open" /tmp/out && [ "$d" -lt 300 ]; then
+        echo "ok a busy /dev/tpm0 is named with its holder after $(secs $d) s"
+    else
+        fail "busy /dev/tpm0: exit $rc after $(secs $d) s, holder $bpid not named"
+    fi
+    t=$(now)
+    step "tpmkey waits for a busy /dev/tpm0" tpmkey info
+    echo "TPMKEY-VM-STAT busy /dev/tpm0: TPMKEY_BUSY_TIMEOUT=1 refused naming the holder; the default waited $(secs $(($(now) - t))) s for it"
+    wait "$bpid"
+    no_leak "sharing /dev/tpm0"
+    echo "TPMKEY-VM-STAT sharing /dev/tpm0 with idle module holders: $(secs $(($(now) - t0))) s"
+}
+
 echo "TPMKEY-VM-BOOTED uptime $(secs $(now)) s, kernel $(uname -r), $(nproc) CPU"
 ls -l /dev/tpm* 2>&1 | sed 's/^/    /'
 [ -c /dev/tpm0 ] && [ -c /dev/tpmrm0 ] || fail "no /dev/tpm0 or /dev/tpmrm0"
@@ -339,6 +526,7 @@ if [ -e /libtpmkey.so ]; then
     done
     echo "TPMKEY-VM-STAT p11 kill loop /dev/tpm0: killed $killed, following runs ok $ok/$killed in $(secs $(($(now) - t0))) s"
     [ "$ok" -eq "$killed" ] || fail "p11 kill loop: killed $killed, following runs ok $ok/$killed"
+    share_raw_tpm
     export TPMKEY_TCTI=device:/dev/tpmrm0 TPMKEY_STORE=/tmp/store-rm
     TPMKEY_PKCS11_STATS=1 step "p11 sign on /dev/tpmrm0" musl-p11-load /libtpmkey.so 1234
     # Through the kernel resource manager nothing needs flushing before close.

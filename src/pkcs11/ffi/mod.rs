@@ -81,10 +81,16 @@ fn with_module(f: impl FnOnce(&mut Module) -> Result<(), Rv>) -> Rv {
         }
         match g.as_mut() {
             None => CKR_CRYPTOKI_NOT_INITIALIZED,
-            Some(m) => match f(m) {
-                Ok(()) => CKR_OK,
-                Err(rv) => rv,
-            },
+            Some(m) => {
+                let r = f(m);
+                // Every call is one operation: a TPM without a resource manager
+                // is let go of until the next one (what is loaded stays).
+                m.release();
+                match r {
+                    Ok(()) => CKR_OK,
+                    Err(rv) => rv,
+                }
+            }
         }
     })
 }

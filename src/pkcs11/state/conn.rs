@@ -1,12 +1,16 @@
-//! The TPM connection behind the module: opened at the first operation that needs
-//! it, with the pinned SRK and one salted session, kept until C_Finalize.
+//! The TPM connection behind the module: an [`crate::app::Connected`] (the pinned
+//! SRK and one salted session, and the loaded keys) opened at the first operation
+//! that needs it and kept until C_Finalize. On a TPM without a resource manager the
+//! module lets go of the TPM after every call ([`Module::release`]), so that other
+//! processes can use it while this one is idle; each operation comes back to it
+//! and finds what it kept, or loads it again (see [`crate::connection`]).
 
-use super::{diagnose, rv_of, Conn, Module, Rv};
+use super::{diagnose, rv_of, Module, Rv};
 use crate::app::{App, Connected};
 use crate::error::Error;
 use crate::keys::srk::Srk;
-use crate::session::start::{start_session, SessionParams};
 use crate::store::from_hex;
+use crate::tpm::Tpm;
 use cryptoki_sys::*;
 
 impl Module {
@@ -21,31 +25,35 @@ impl Module {
         })
     }
 
-    /// The connection, opened (TPM, pinned SRK) on first use.
-    pub(super) fn conn(&mut self) -> Result<&mut Conn, Rv> {
+    /// The connection, opened (TPM, pinned SRK, salted session) on first use.
+    pub(super) fn conn(&mut self) -> Result<&mut Connected, Rv> {
         if self.conn.is_none() {
             if let Some(e) = &self.tcti_error {
                 diagnose(&Error::Usage(e.clone()));
                 return Err(CKR_DEVICE_ERROR);
             }
-            let (tpm, srk) = self.app()?.connect_srk_pinned().map_err(|e| rv_of(&e))?;
-            self.conn = Some(Conn {
-                tpm,
-                srk,
-                session: None,
-                loaded: Vec::new(),
-            });
+            match self.app()?.connect_pinned() {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => return Err(self.fail(&e)),
+            }
         }
         self.conn.as_mut().ok_or(CKR_GENERAL_ERROR)
     }
 
-    /// Flushes the salted session, if one is open (the next operation that needs one
-    /// starts another).
-    pub(super) fn flush_session(&mut self) {
+    /// Lets other processes at a TPM without a resource manager until the next
+    /// operation (the end of every C_* call); what is loaded stays.
+    pub fn release(&mut self) {
         if let Some(c) = self.conn.as_mut() {
-            if let Some(mut s) = c.session.take() {
-                let _ = c.tpm.flush_session(&mut s);
-            }
+            c.release();
+        }
+    }
+
+    /// Closes the connection, flushing the session and the loaded keys (after a
+    /// failed login, which is often followed by an exit that runs no destructors:
+    /// ssh's fatal() ends in _exit). The next operation opens a new one.
+    pub(super) fn close_conn(&mut self) {
+        if let Some(c) = self.conn.take() {
+            c.close();
         }
     }
 
@@ -73,22 +81,29 @@ impl Module {
                 return CKR_DEVICE_ERROR;
             }
         }
-        let rv = rv_of(e);
-        self.check_conn(e);
-        rv
+        rv_of(e)
     }
 
     /// Asks the TPM for its SRK and compares it with the pinned one: the error to
-    /// report when they differ (or the SRK is gone).
+    /// report when they differ (or the SRK is gone). Uses the open connection, or
+    /// a short one when none is open yet.
     pub(super) fn srk_mismatch(&mut self) -> Option<Error> {
-        let pinned = self.app.as_ref()?.store.read_record().ok()?.srk?;
+        let app = self.app.as_ref()?;
+        let pinned = app.store.read_record().ok()?.srk?;
         let want = from_hex(&pinned.name, std::path::Path::new("store.json")).ok()?;
-        let conn = self.conn.as_mut()?;
-        let found = Srk::load(&mut conn.tpm, App::srk_kind(&pinned));
+        let mut own;
+        let tpm = match self.conn.as_mut() {
+            Some(c) => &mut c.tpm,
+            None => {
+                own = Tpm::open(&app.tcti).ok()?;
+                &mut own
+            }
+        };
+        let found = Srk::load(tpm, App::srk_kind(&pinned));
         match found {
             Ok(srk) => {
                 if !srk.persistent {
-                    let _ = conn.tpm.flush(srk.handle);
+                    let _ = tpm.flush(srk.handle);
                 }
                 srk.check_pinned(&want).err()
             }
@@ -96,60 +111,19 @@ impl Module {
         }
     }
 
-    /// Drops the connection after a transport failure, so the next call reconnects.
-    pub(super) fn check_conn(&mut self, e: &Error) {
-        if matches!(e, Error::Transport(_)) {
-            if let Some(c) = self.conn.take() {
-                std::mem::forget(c.tpm);
-            }
-        }
-    }
-
-    /// Runs `f` on a [`Connected`] (TPM, SRK and salted session), starting the
-    /// session if needed, and puts the connection back afterwards.
+    /// Runs `f` on the [`Connected`] (TPM, SRK and salted session), after coming
+    /// back to the TPM; `f` runs a second time when the session had been flushed
+    /// by another program (see [`Connected::run`]).
     pub(super) fn with_connected<T>(
         &mut self,
-        f: impl FnOnce(&App, &mut Connected) -> crate::Result<T>,
+        mut f: impl FnMut(&App, &mut Connected) -> crate::Result<T>,
     ) -> Result<T, Rv> {
         self.conn()?;
-        let Some(mut conn) = self.conn.take() else {
+        let Module { app, conn, .. } = self;
+        let (Some(app), Some(c)) = (app.as_ref(), conn.as_mut()) else {
             return Err(CKR_GENERAL_ERROR);
         };
-        let session = match conn.session.take() {
-            Some(s) if s.is_open() => s,
-            _ => match start_session(
-                &mut conn.tpm,
-                &SessionParams::salted_hmac(&match conn.srk.salt_key() {
-                    Ok(k) => k,
-                    Err(e) => {
-                        self.conn = Some(conn);
-                        return Err(rv_of(&e));
-                    }
-                }),
-            ) {
-                Ok(s) => s,
-                Err(e) => {
-                    self.conn = Some(conn);
-                    return Err(self.fail(&e));
-                }
-            },
-        };
-        let loaded = std::mem::take(&mut conn.loaded);
-        let mut c = Connected {
-            tpm: conn.tpm,
-            srk: conn.srk,
-            session,
-        };
-        let r = match &self.app {
-            Some(app) => f(app, &mut c),
-            None => Err(Error::Usage("no store".into())),
-        };
-        self.conn = Some(Conn {
-            tpm: c.tpm,
-            srk: c.srk,
-            session: Some(c.session),
-            loaded,
-        });
+        let r = c.run(|c| f(app, c));
         r.map_err(|e| self.fail(&e))
     }
 }

@@ -144,19 +144,11 @@ impl Module {
         k: usize,
     ) -> Result<Zeroizing<Vec<u8>>, Rv> {
         let auth = self.object_auth(h, oh)?;
-        let key = self.loaded(oh)?;
+        let wrapped = self.wrapped(oh)?;
         let (padding, label) = crypt.tpm_padding();
-        let r = self.with_connected(|_, c| {
-            Ok(rsa_decrypt(
-                &mut c.tpm,
-                &key,
-                &mut c.session,
-                &auth,
-                data,
-                padding,
-                label,
-            ))
-        })?;
+        let r = self.conn()?.use_key(&wrapped, |tpm, key, session| {
+            rsa_decrypt(tpm, key, session, &auth, data, padding, label)
+        });
         let raw = r.map_err(|e| match &e {
             // Padding, label or a ciphertext above the modulus: TPM_RC_VALUE or
             // TPM_RC_SIZE (Part 3 §14.3); libtpms (swtpm) answers TPM_RC_FAILURE

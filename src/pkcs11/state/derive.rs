@@ -54,18 +54,11 @@ impl Module {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         let auth = self.object_auth(h, base)?;
-        let key = self.loaded(base)?;
-        let z = self.with_connected(|_, c| {
-            ecdh_zgen(
-                &mut c.tpm,
-                &key,
-                &mut c.session,
-                &auth,
-                &plan.x,
-                &plan.y,
-                field_len,
-            )
-        })?;
+        let wrapped = self.wrapped(base)?;
+        let r = self.conn()?.use_key(&wrapped, |tpm, key, session| {
+            ecdh_zgen(tpm, key, session, &auth, &plan.x, &plan.y, field_len)
+        });
+        let z = r.map_err(|e| self.fail(&e))?;
         let value = plan.derive(&z, len);
         // The base key never left the TPM: always sensitive, never extractable
         // when the TPM made it.

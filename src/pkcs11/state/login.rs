@@ -58,9 +58,9 @@ impl Module {
             Err(rv) => {
                 // A failed login is often followed by an exit that runs no
                 // destructors (ssh's fatal() ends in _exit): leave nothing loaded
-                // on a TPM without a resource manager. A retry starts a new session.
-                self.flush_session();
+                // on a TPM without a resource manager. A retry connects again.
                 self.note_pin_failure(&label, so, rv);
+                self.close_conn();
                 return Err(rv);
             }
         };

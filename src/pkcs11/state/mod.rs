@@ -5,7 +5,9 @@
 //!   generation, PIN changes, random bytes): initialization and every listing call
 //!   read the store only.
 //! - The connection, the pinned SRK, the salted session and loaded keys are made
-//!   once and kept until [`Module`] is dropped (C_Finalize), which flushes them.
+//!   once and kept until [`Module`] is dropped (C_Finalize), which flushes them; on
+//!   a TPM without a resource manager the TPM itself is let go after every call
+//!   ([`Module::release`]) and come back to at the next operation.
 //! - PKCS#11 semantics (PKCS#11 2.40 Base §5.6 sessions, §5.7 objects, §5.11
 //!   signing) are enforced here; the FFI layer only converts pointers.
 //!
@@ -43,22 +45,15 @@ use super::data::DataObject;
 use super::mechanisms::{Input, MechError, SignPlan};
 use super::objects::{AttrValue, Class, KeyView};
 use super::secret::SecretKey;
-use crate::app::App;
+use crate::app::{App, Connected};
 use crate::error::Error;
-use crate::keys::ops::{LoadedKey, WrappedKey};
-use crate::keys::srk::Srk;
+use crate::keys::ops::WrappedKey;
 use crate::keys::templates::{KeyAlgorithm, KeyUsage};
-use crate::session::AuthSession;
 use crate::store::{to_hex, KeyRecord, Store, TokenRecord};
 use crate::tcti::Tcti;
-use crate::tpm::Tpm;
 
 /// A PKCS#11 return value.
 pub type Rv = CK_RV;
-
-/// How many signing keys stay loaded at once. A TPM without a resource manager
-/// holds three transient objects (libtpms); one slot is left for the token seal.
-const MAX_LOADED: usize = 2;
 
 /// Who is logged in to a token.
 enum Login {
@@ -185,16 +180,6 @@ struct Ops {
     verify: Option<verify::VerifyOp>,
     encrypt: Option<encrypt::EncryptOp>,
     decrypt: Option<decrypt::DecryptOp>,
-}
-
-/// The TPM connection: opened at the first operation that needs it.
-struct Conn {
-    tpm: Tpm,
-    srk: Srk,
-    /// The salted HMAC session, started when something secret is first sent.
-    session: Option<AuthSession>,
-    /// Loaded signing keys by private-object handle, oldest first.
-    loaded: Vec<(CK_OBJECT_HANDLE, LoadedKey)>,
 }
 
 /// What C_Sign gives back.
@@ -325,7 +310,8 @@ pub struct Module {
     next_session: CK_SESSION_HANDLE,
     /// Object handle h is objects[h - 1].
     objects: Vec<Option<Object>>,
-    conn: Option<Conn>,
+    /// The TPM connection: opened at the first operation that needs it.
+    conn: Option<Connected>,
     /// Store problems already reported on stderr (each is said once, not at
     /// every listing call).
     reported: BTreeSet<String>,
@@ -651,8 +637,8 @@ impl Module {
             .map(|(i, _)| (i + 1) as CK_OBJECT_HANDLE)
             .collect();
         for oh in gone {
-            self.objects[(oh - 1) as usize] = None;
             self.unload(oh);
+            self.objects[(oh - 1) as usize] = None;
         }
     }
 }
@@ -663,7 +649,7 @@ impl Module {
 impl Drop for Module {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
-        let sent = conn.tpm.close();
+        let sent = conn.close();
         if std::env::var_os("TPMKEY_PKCS11_STATS").is_some_and(|v| v == "1") {
             eprintln!("libtpmkey: {sent} TPM commands sent");
         }

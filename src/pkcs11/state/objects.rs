@@ -295,8 +295,8 @@ impl Module {
             .map(|(i, _)| (i + 1) as CK_OBJECT_HANDLE)
             .collect();
         for x in &handles {
-            self.objects[(*x - 1) as usize] = None;
             self.unload(*x);
+            self.objects[(*x - 1) as usize] = None;
         }
         Ok(())
     }

@@ -3,13 +3,14 @@
 
 use zeroize::Zeroizing;
 
-use super::{diagnose, mech_rv, Login, Module, Rv, SignOp, SignOutput, MAX_LOADED};
+use std::sync::Arc;
+
+use super::{diagnose, mech_rv, Login, Module, Rv, SignOp, SignOutput};
 use crate::error::Error;
-use crate::keys::ops::{self, LoadedKey};
+use crate::keys::ops::WrappedKey;
 use crate::pkcs11::mechanisms::{self, Input, PssParams, SignPlan};
 use crate::pkcs11::objects::Class;
 use crate::store::{from_hex, KeyRecord};
-use crate::tpm::Auth;
 use cryptoki_sys::*;
 
 impl Module {
@@ -152,44 +153,26 @@ impl Module {
         }
     }
 
-    /// The loaded key of private object `oh`, loading it (parent authorized with
-    /// the SRK's empty password: nothing secret) if needed.
-    pub(super) fn loaded(&mut self, oh: CK_OBJECT_HANDLE) -> Result<LoadedKey, Rv> {
-        let wrapped = self
-            .objects
+    /// The TPM blob behind key object `oh`.
+    pub(super) fn wrapped(&self, oh: CK_OBJECT_HANDLE) -> Result<Arc<WrappedKey>, Rv> {
+        self.objects
             .get((oh as usize).wrapping_sub(1))
             .and_then(|o| o.as_ref())
             .and_then(|o| o.key())
             .map(|k| k.wrapped.clone())
-            .ok_or(CKR_KEY_HANDLE_INVALID)?;
-        let conn = self.conn()?;
-        if let Some((_, k)) = conn.loaded.iter().find(|(h, _)| *h == oh) {
-            return Ok(k.clone());
-        }
-        if conn.loaded.len() >= MAX_LOADED {
-            let (_, old) = conn.loaded.remove(0);
-            let _ = conn.tpm.flush(old.handle);
-        }
-        let r = ops::load_key_with(&mut conn.tpm, &conn.srk, Auth::EmptyPassword, &wrapped);
-        match r {
-            Ok(k) => {
-                conn.loaded.push((oh, k.clone()));
-                Ok(k)
-            }
-            Err(e) => Err(self.fail(&e)),
-        }
+            .ok_or(CKR_KEY_HANDLE_INVALID)
     }
 
+    /// Flushes the key of object `oh` if it is loaded (before the object goes).
     pub(super) fn unload(&mut self, oh: CK_OBJECT_HANDLE) {
-        if let Some(conn) = self.conn.as_mut() {
-            if let Some(pos) = conn.loaded.iter().position(|(h, _)| *h == oh) {
-                let (_, k) = conn.loaded.remove(pos);
-                let _ = conn.tpm.flush(k.handle);
-            }
+        if let (Ok(w), Some(c)) = (self.wrapped(oh), self.conn.as_mut()) {
+            c.unload(&w);
         }
     }
 
-    /// One TPM2_Sign (after the key is loaded once).
+    /// One TPM2_Sign once the key is loaded, through the salted session (also for
+    /// a key with no authValue: the session binds the key's Name, see
+    /// [`crate::connection`]).
     pub(super) fn tpm_sign(
         &mut self,
         h: CK_SESSION_HANDLE,
@@ -199,32 +182,12 @@ impl Module {
         digest: &[u8],
     ) -> Result<Vec<u8>, Rv> {
         let auth = self.object_auth(h, oh)?;
-        let key = self.loaded(oh)?;
+        let wrapped = self.wrapped(oh)?;
         let hash_id = tpm_commands::constants::TpmAlgId(hash.alg_id());
-        let sig = if auth.is_empty() {
-            let conn = self.conn()?;
-            ops::sign_with(
-                &mut conn.tpm,
-                &key,
-                Auth::EmptyPassword,
-                digest,
-                plan.scheme,
-                hash_id,
-            )
-            .map_err(|e| self.fail(&e))?
-        } else {
-            self.with_connected(|_, c| {
-                ops::sign(
-                    &mut c.tpm,
-                    &key,
-                    &mut c.session,
-                    &auth,
-                    digest,
-                    plan.scheme,
-                    hash_id,
-                )
-            })?
-        };
+        let r = self
+            .conn()?
+            .sign(&wrapped, &auth, digest, plan.scheme, hash_id);
+        let sig = r.map_err(|e| self.fail(&e))?;
         mechanisms::format_signature(&sig, plan).map_err(|what| {
             diagnose(&Error::Integrity {
                 cc: tpm_commands::constants::TpmCc::SIGN,
