@@ -67,7 +67,7 @@ fn rsa_key_creation_shows_its_step_on_a_terminal_only() {
         .find("creating an RSA-3072 key in the TPM (hardware TPMs take up to a minute)…")
         .unwrap_or_else(|| panic!("no progress line on the terminal:\n{screen:?}"));
     let result = screen
-        .find("key big (rsa3072) added to token t")
+        .find("key big (rsa3072, sign) added to token t")
         .unwrap_or_else(|| panic!("no result line:\n{screen:?}"));
     assert!(
         step < result,
@@ -90,7 +90,7 @@ fn rsa_key_creation_shows_its_step_on_a_terminal_only() {
         "--algorithm",
         "rsa3072",
     ]);
-    assert!(out.contains("key big2 (rsa3072) added"), "{out}");
+    assert!(out.contains("key big2 (rsa3072, sign) added"), "{out}");
     assert!(
         err.is_empty(),
         "stderr is a pipe, yet tpmkey wrote to it: {err:?}"

@@ -8,8 +8,8 @@ use tpm_commands::buffers::{Tpm2bAuth, Tpm2bData, Tpm2bDigest, Tpm2bPrivate, Tpm
 use tpm_commands::commands::{Create, Load, Sign};
 use tpm_commands::constants::{TpmAlgId, TpmHandle};
 use tpm_commands::structures::{
-    Tpm2bPublic, Tpm2bSensitiveCreate, TpmlPcrSelection, TpmsSensitiveCreate, TpmtPublic,
-    TpmtScheme, TpmtSignature, TpmtTicket,
+    PublicParams, Tpm2bPublic, Tpm2bSensitiveCreate, TpmlPcrSelection, TpmsSensitiveCreate,
+    TpmtPublic, TpmtScheme, TpmtSignature, TpmtTicket,
 };
 
 use super::public::object_name;
@@ -56,28 +56,12 @@ pub fn create_key(
     alg: KeyAlgorithm,
     auth: &[u8],
 ) -> Result<WrappedKey> {
-    let sensitive = TpmsSensitiveCreate {
-        user_auth: Tpm2bAuth::new(auth.to_vec())?,
-        data: Tpm2bSensitiveData::empty(),
-    };
-    let rsa_bits = match alg {
-        KeyAlgorithm::Rsa2048 => Some(2048),
-        KeyAlgorithm::Rsa3072 => Some(3072),
-        KeyAlgorithm::Rsa4096 => Some(4096),
-        KeyAlgorithm::Ecc256 | KeyAlgorithm::Ecc384 => None,
-    };
-    // RSA key generation (prime search) is the slow one on hardware TPMs.
-    let _step = rsa_bits.map(|bits| {
-        progress::step(|| {
-            format!("creating an RSA-{bits} key in the TPM (hardware TPMs take up to a minute)")
-        })
-    });
-    create_under_srk(
+    create_key_with(
         tpm,
         srk,
         session,
-        sensitive,
         signing_template(alg, auth.is_empty()),
+        auth,
     )
 }
 
@@ -97,6 +81,16 @@ pub fn create_key_with(
     let sensitive = TpmsSensitiveCreate {
         user_auth: Tpm2bAuth::new(auth.to_vec())?,
         data: Tpm2bSensitiveData::empty(),
+    };
+    // RSA key generation (prime search) is the slow one on hardware TPMs.
+    let _step = match &public.params {
+        PublicParams::Rsa { parms, .. } => Some(progress::step(|| {
+            format!(
+                "creating an RSA-{} key in the TPM (hardware TPMs take up to a minute)",
+                parms.key_bits
+            )
+        })),
+        _ => None,
     };
     create_under_srk(tpm, srk, session, sensitive, public)
 }
