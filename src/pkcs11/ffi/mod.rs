@@ -16,10 +16,9 @@ use cryptoki_sys::*;
 use super::mechanisms::PssParams;
 use super::state::{Module, Rv};
 
-mod decrypt;
+mod crypt;
 mod derive;
 mod digest;
-mod encrypt;
 mod keygen;
 mod objects;
 mod params;
@@ -29,10 +28,9 @@ mod token;
 mod unsupported;
 mod verify;
 
-use decrypt::*;
+use crypt::*;
 use derive::*;
 use digest::*;
-use encrypt::*;
 use keygen::*;
 use objects::*;
 use session::*;

@@ -5,12 +5,10 @@
 //! ciphertext is sent to the TPM twice. RSA is single-part only: C_DecryptUpdate
 //! and C_DecryptFinal find no multi-part operation, as for encryption.
 
-use super::verify::key_handle;
 use super::{Module, OpOutput, Rv};
 use crate::error::Error;
 use crate::keys::decrypt::rsa_decrypt;
-use crate::pkcs11::crypt::{rsa_crypt, OaepParams, RsaCrypt};
-use crate::pkcs11::mechanisms::Family;
+use crate::pkcs11::crypt::{OaepParams, RsaCrypt};
 use crate::pkcs11::objects::Class;
 use cryptoki_sys::*;
 use zeroize::Zeroizing;
@@ -43,22 +41,7 @@ impl Module {
         if self.session(h)?.ops.decrypt.is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
-        let o = self.object(h, key).map_err(key_handle)?;
-        let k = o.key().ok_or(CKR_KEY_TYPE_INCONSISTENT)?;
-        let crypt = rsa_crypt(mech, oaep)?;
-        if crate::pkcs11::mechanisms::family(k.view.alg) != Family::Rsa {
-            return Err(CKR_KEY_TYPE_INCONSISTENT);
-        }
-        if k.class != Class::Private || !k.view.usage().decrypt {
-            return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
-        }
-        let size = k.view.modulus_len();
-        if o.is_private() && !self.user_logged_in(o.slot) {
-            return Err(CKR_USER_NOT_LOGGED_IN);
-        }
-        if crypt.max_message(size).is_none() {
-            return Err(CKR_KEY_SIZE_RANGE);
-        }
+        let (crypt, size, _) = self.rsa_crypt_key(h, key, mech, oaep, Class::Private)?;
         self.session(h)?.ops.decrypt = Some(DecryptOp {
             key,
             crypt,

@@ -22,6 +22,42 @@ pub(super) struct EncryptOp {
 }
 
 impl Module {
+    /// The RSA key half `key` of `class` that C_EncryptInit (public) or
+    /// C_DecryptInit (private) is given, checked the same way for both (§5.8,
+    /// §5.9): its crypt plan for `mech`, its modulus size and its public area.
+    ///
+    /// # Errors
+    /// CKR_KEY_HANDLE_INVALID, CKR_KEY_TYPE_INCONSISTENT (not an RSA key),
+    /// CKR_KEY_FUNCTION_NOT_PERMITTED (the other half, or a key made without
+    /// `decrypt`), CKR_USER_NOT_LOGGED_IN (a private object), CKR_KEY_SIZE_RANGE,
+    /// mechanism errors.
+    pub(super) fn rsa_crypt_key(
+        &self,
+        h: CK_SESSION_HANDLE,
+        key: CK_OBJECT_HANDLE,
+        mech: CK_MECHANISM_TYPE,
+        oaep: Option<OaepParams>,
+        class: Class,
+    ) -> Result<(RsaCrypt, usize, TpmtPublic), Rv> {
+        let o = self.object(h, key).map_err(key_handle)?;
+        let k = o.key().ok_or(CKR_KEY_TYPE_INCONSISTENT)?;
+        let crypt = rsa_crypt(mech, oaep)?;
+        if crate::pkcs11::mechanisms::family(k.view.alg) != Family::Rsa {
+            return Err(CKR_KEY_TYPE_INCONSISTENT);
+        }
+        if k.class != class || !k.view.usage().decrypt {
+            return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
+        }
+        let size = k.view.modulus_len();
+        if o.is_private() && !self.user_logged_in(o.slot) {
+            return Err(CKR_USER_NOT_LOGGED_IN);
+        }
+        if crypt.max_message(size).is_none() {
+            return Err(CKR_KEY_SIZE_RANGE);
+        }
+        Ok((crypt, size, k.view.public.clone()))
+    }
+
     /// C_EncryptInit.
     ///
     /// # Errors
@@ -38,21 +74,9 @@ impl Module {
         if self.session(h)?.ops.encrypt.is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
-        let o = self.object(h, key).map_err(key_handle)?;
-        let k = o.key().ok_or(CKR_KEY_TYPE_INCONSISTENT)?;
-        let crypt = rsa_crypt(mech, oaep)?;
-        if crate::pkcs11::mechanisms::family(k.view.alg) != Family::Rsa {
-            return Err(CKR_KEY_TYPE_INCONSISTENT);
-        }
-        if k.class != Class::Public || !k.view.usage().decrypt {
-            return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
-        }
-        let size = k.view.modulus_len();
-        if crypt.max_message(size).is_none() {
-            return Err(CKR_KEY_SIZE_RANGE);
-        }
+        let (crypt, size, public) = self.rsa_crypt_key(h, key, mech, oaep, Class::Public)?;
         let op = EncryptOp {
-            public: k.view.public.clone(),
+            public,
             crypt,
             k: size,
         };
