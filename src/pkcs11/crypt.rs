@@ -12,6 +12,9 @@
 //! hash or padding checked.
 
 use cryptoki_sys::*;
+
+use super::digest::hash_of;
+use super::mechanisms::mgf_of;
 use zeroize::Zeroizing;
 
 use super::state::Rv;
@@ -46,25 +49,6 @@ pub enum RsaCrypt {
         /// The label.
         label: Vec<u8>,
     },
-}
-
-fn hash_of(m: CK_MECHANISM_TYPE) -> Option<HashAlg> {
-    Some(match m {
-        CKM_SHA_1 => HashAlg::Sha1,
-        CKM_SHA256 => HashAlg::Sha256,
-        CKM_SHA384 => HashAlg::Sha384,
-        CKM_SHA512 => HashAlg::Sha512,
-        _ => return None,
-    })
-}
-
-fn mgf_of(h: HashAlg) -> CK_RSA_PKCS_MGF_TYPE {
-    match h {
-        HashAlg::Sha1 => CKG_MGF1_SHA1,
-        HashAlg::Sha256 => CKG_MGF1_SHA256,
-        HashAlg::Sha384 => CKG_MGF1_SHA384,
-        HashAlg::Sha512 => CKG_MGF1_SHA512,
-    }
 }
 
 /// Checks an encryption/decryption mechanism and its parameters.

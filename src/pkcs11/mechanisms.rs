@@ -179,17 +179,8 @@ pub struct PssParams {
     pub salt_len: CK_ULONG,
 }
 
-fn hash_of_ckm(m: CK_MECHANISM_TYPE) -> Option<HashAlg> {
-    Some(match m {
-        CKM_SHA_1 => HashAlg::Sha1,
-        CKM_SHA256 => HashAlg::Sha256,
-        CKM_SHA384 => HashAlg::Sha384,
-        CKM_SHA512 => HashAlg::Sha512,
-        _ => return None,
-    })
-}
-
-fn mgf_of(h: HashAlg) -> CK_RSA_PKCS_MGF_TYPE {
+/// The MGF1 that goes with a hash (PKCS#11 Current Mechanisms §2.1.3).
+pub(crate) fn mgf_of(h: HashAlg) -> CK_RSA_PKCS_MGF_TYPE {
     match h {
         HashAlg::Sha1 => CKG_MGF1_SHA1,
         HashAlg::Sha256 => CKG_MGF1_SHA256,
@@ -257,7 +248,7 @@ pub fn plan(
         // The TPM's RSAPSS uses MGF1 with the signing hash and a salt as long as the
         // digest (Part 1 §B.7, FIPS 186-4 §5.5): only those parameters can be met.
         let p = pss.ok_or(MechError::ParamInvalid)?;
-        let h = hash_of_ckm(p.hash).ok_or(MechError::ParamInvalid)?;
+        let h = super::digest::hash_of(p.hash).ok_or(MechError::ParamInvalid)?;
         if hashes.is_some_and(|b| b != h)
             || p.mgf != mgf_of(h)
             || p.salt_len as usize != h.digest_size()

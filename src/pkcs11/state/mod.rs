@@ -42,7 +42,7 @@ use zeroize::Zeroizing;
 
 use super::certificate::CertObject;
 use super::data::DataObject;
-use super::mechanisms::{Input, MechError, SignPlan};
+use super::mechanisms::{Input, SignPlan};
 use super::objects::{AttrValue, Class, KeyView};
 use super::secret::SecretKey;
 use crate::app::{App, Connected};
@@ -287,16 +287,6 @@ fn rv_of(e: &Error) -> Rv {
             diagnose(e);
             CKR_FUNCTION_FAILED
         }
-    }
-}
-
-fn mech_rv(e: MechError) -> Rv {
-    match e {
-        MechError::Invalid => CKR_MECHANISM_INVALID,
-        MechError::ParamInvalid => CKR_MECHANISM_PARAM_INVALID,
-        MechError::DataLen => CKR_DATA_LEN_RANGE,
-        MechError::DataInvalid => CKR_DATA_INVALID,
-        MechError::KeyType => CKR_KEY_TYPE_INCONSISTENT,
     }
 }
 

@@ -5,9 +5,10 @@ use zeroize::Zeroizing;
 
 use std::sync::Arc;
 
-use super::{diagnose, mech_rv, Login, Module, Rv, SignOp, SignOutput};
+use super::{diagnose, Login, Module, Rv, SignOp, SignOutput};
 use crate::error::Error;
 use crate::keys::ops::WrappedKey;
+use crate::pkcs11::mechanisms::mech_rv_of;
 use crate::pkcs11::mechanisms::{self, Input, PssParams, SignPlan};
 use crate::pkcs11::objects::Class;
 use crate::store::{from_hex, KeyRecord};
@@ -47,7 +48,7 @@ impl Module {
             return Err(CKR_USER_NOT_LOGGED_IN);
         }
         let plan =
-            mechanisms::plan(mech, pss, k.view.alg, k.view.modulus_len()).map_err(mech_rv)?;
+            mechanisms::plan(mech, pss, k.view.alg, k.view.modulus_len()).map_err(mech_rv_of)?;
         let input = Input::new(&plan);
         self.session(h)?.sign = Some(SignOp { key, plan, input });
         Ok(())
@@ -72,7 +73,7 @@ impl Module {
             .sign
             .as_mut()
             .ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
-        let r = op.input.update(data).map_err(mech_rv);
+        let r = op.input.update(data).map_err(mech_rv_of);
         self.end_sign(h, r)
     }
 
@@ -103,9 +104,9 @@ impl Module {
             return Err(CKR_OPERATION_NOT_INITIALIZED);
         };
         if let Some(d) = data {
-            op.input.update(d).map_err(mech_rv)?;
+            op.input.update(d).map_err(mech_rv_of)?;
         }
-        let (hash, digest) = op.input.finish(&op.plan).map_err(mech_rv)?;
+        let (hash, digest) = op.input.finish(&op.plan).map_err(mech_rv_of)?;
         let sig = self.tpm_sign(h, op.key, &op.plan, hash, &digest)?;
         Ok(SignOutput::Signature(sig))
     }

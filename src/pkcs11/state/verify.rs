@@ -4,7 +4,8 @@
 
 use tpm_commands::structures::TpmtPublic;
 
-use super::{mech_rv, Module, Rv};
+use super::{Module, Rv};
+use crate::pkcs11::mechanisms::mech_rv_of;
 use crate::pkcs11::mechanisms::{self, Input, PssParams, SignPlan};
 use crate::pkcs11::objects::Class;
 use crate::pkcs11::verify::check;
@@ -37,7 +38,7 @@ impl Module {
         let o = self.object(h, key).map_err(key_handle)?;
         let k = o.key().ok_or(CKR_KEY_TYPE_INCONSISTENT)?;
         let plan =
-            mechanisms::plan(mech, pss, k.view.alg, k.view.modulus_len()).map_err(mech_rv)?;
+            mechanisms::plan(mech, pss, k.view.alg, k.view.modulus_len()).map_err(mech_rv_of)?;
         if k.class != Class::Public || !k.view.usage().sign {
             return Err(CKR_KEY_FUNCTION_NOT_PERMITTED);
         }
@@ -59,7 +60,7 @@ impl Module {
         let op = s.ops.verify.as_mut().ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
         if let Err(e) = op.input.update(data) {
             s.ops.verify = None;
-            return Err(mech_rv(e));
+            return Err(mech_rv_of(e));
         }
         Ok(())
     }
@@ -82,7 +83,7 @@ impl Module {
             .take()
             .ok_or(CKR_OPERATION_NOT_INITIALIZED)?;
         if let Some(d) = data {
-            op.input.update(d).map_err(mech_rv)?;
+            op.input.update(d).map_err(mech_rv_of)?;
         }
         check(&op.public, &op.plan, op.input, signature)
     }
