@@ -1120,6 +1120,27 @@ impl App {
         self.sign_digest(token_label, key_label, user_pin, hash, &hash.hash(&[data]))
     }
 
+    /// The authValue of key `k` of `token_label`: empty for a key made without
+    /// one, else HMAC(token secret, key id) with the secret unsealed by
+    /// `user_pin` (`path` names the key file in errors).
+    ///
+    /// # Errors
+    /// A wrong PIN, TPM errors, a corrupt id.
+    fn key_auth_of(
+        &self,
+        c: &mut Connected,
+        token_label: &str,
+        k: &KeyRecord,
+        path: &std::path::Path,
+        user_pin: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        if k.empty_auth {
+            return Ok(zeroize::Zeroizing::new(Vec::new()));
+        }
+        let secret = self.token_secret(c, token_label, user_pin)?;
+        Ok(token::key_auth(&secret, &from_hex(&k.id, path)?))
+    }
+
     /// Signs a `hash` digest with key `key_label` of token `token_label` (one
     /// TPM2_Sign: ECDSA or RSASSA), checks the signature in software against the
     /// key's public area, and returns it (ECDSA r || s, RSA PKCS#1 v1.5). The key's
@@ -1148,12 +1169,7 @@ impl App {
         let path = self.key_path(token_label, &k.id);
         let wrapped = unwrap_record(&k.blob, &path)?;
         let mut c = self.connect()?;
-        let auth = if k.empty_auth {
-            zeroize::Zeroizing::new(Vec::new())
-        } else {
-            let secret = self.token_secret(&mut c, token_label, user_pin)?;
-            token::key_auth(&secret, &from_hex(&k.id, &path)?)
-        };
+        let auth = self.key_auth_of(&mut c, token_label, &k, &path, user_pin)?;
         let scheme = scheme_for(&wrapped.public)?;
         let sig = c.sign(
             &wrapped,
@@ -1256,21 +1272,11 @@ impl App {
     ) -> Result<Tss2Export> {
         use tpm_commands::attributes::TpmaObject;
         use tpm_commands::constants::TpmHandle;
-        let (keys, _) = self.store.read_keys(token_label)?;
-        let k = keys.iter().find(|k| k.label == key_label).ok_or_else(|| {
-            Error::Usage(format!(
-                "token {token_label:?} has no key labelled {key_label:?} (see `tpmkey key list`)"
-            ))
-        })?;
-        let path = self.token_path(token_label);
+        let k = self.find_key(token_label, key_label)?;
+        let path = self.key_path(token_label, &k.id);
         let wrapped = unwrap_record(&k.blob, &path)?;
         let mut c = self.connect()?;
-        let auth = if k.empty_auth {
-            zeroize::Zeroizing::new(Vec::new())
-        } else {
-            let secret = self.token_secret(&mut c, token_label, user_pin)?;
-            token::key_auth(&secret, &from_hex(&k.id, &path)?)
-        };
+        let auth = self.key_auth_of(&mut c, token_label, &k, &path, user_pin)?;
         let copy = rewrap(
             &mut c.tpm,
             &c.srk,
