@@ -51,7 +51,8 @@ const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "TPMKEY_TIMEOUT",
         "How long, in seconds, the TPM may take to answer one command (default 120) \
-         before tpmkey fails naming the TPM and the command.",
+         before tpmkey fails naming the TPM and the command; also how long to wait \
+         for another process that is changing the key store.",
     ),
     (
         "TPMKEY_BUSY_TIMEOUT",

@@ -72,6 +72,8 @@
 //!
 //! Each depends only on those below it:
 //! - [`tpm_commands`] (separate crate): the wire format.
+//! - [`files`] and [`settings`]: reading files that may be hostile (regular files
+//!   only, bounded), and the wait bounds from the environment.
 //! - [`transport`] and [`tcti`]: moving frames to `/dev/tpmrm0`, `/dev/tpm0`, swtpm.
 //! - [`crypto`]: KDFs, session HMACs, parameter encryption.
 //! - [`session`]: session state and the rules of which key and nonce go where (it
@@ -105,6 +107,7 @@ pub mod progress;
 pub mod random;
 pub mod sealed;
 pub mod session;
+pub mod settings;
 pub mod store;
 pub mod tcti;
 pub mod token;

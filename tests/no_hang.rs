@@ -294,3 +294,116 @@ fn a_bad_bound_is_refused_by_name() {
         "{err}"
     );
 }
+
+/// `tpmkey key add` of a second key with `TPMKEY_TIMEOUT=timeout`: (succeeded,
+/// stderr, time).
+fn add_key_within(
+    sim: &Swtpm,
+    store: &std::path::Path,
+    label: &str,
+    timeout: &str,
+) -> (bool, String, Duration) {
+    let t = Instant::now();
+    let out = Command::new(common::tpmkey_bin())
+        .args([
+            "key",
+            "add",
+            "--token",
+            "t",
+            "--label",
+            label,
+            "--algorithm",
+            "ecc256",
+            "--userpin",
+            "1234",
+        ])
+        .env("TPMKEY_TCTI", sim.tcti())
+        .env("TPMKEY_STORE", store)
+        .env("TPMKEY_TIMEOUT", timeout)
+        .env_remove("TPM2TOOLS_TCTI")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        t.elapsed(),
+    )
+}
+
+/// Another process holding the store's lock (`flock -F`: the lock's holder is the
+/// `sleep` itself, killed by PID) until it shows in /proc/locks.
+struct StoreHolder(std::process::Child);
+
+impl StoreHolder {
+    fn start(store: &std::path::Path, seconds: &str) -> StoreHolder {
+        let child = Command::new("flock")
+            .arg("-F")
+            .arg(store.join("lock"))
+            .args(["sleep", seconds])
+            .spawn()
+            .expect("flock (util-linux) must be installed");
+        let pid = child.id().to_string();
+        let holder = StoreHolder(child);
+        let t = Instant::now();
+        while !std::fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .any(|l| {
+                l.contains("FLOCK")
+                    && !l.contains("->")
+                    && l.split_whitespace().nth(4) == Some(&pid)
+            })
+        {
+            assert!(t.elapsed() < LIMIT, "flock never took the store's lock");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        holder
+    }
+}
+
+impl Drop for StoreHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_store_locked_by_another_process_is_waited_for_with_a_bound_and_the_holder_named() {
+    let sim = Swtpm::start();
+    let dir = TempDir::new("nohang-lock");
+    let store = store_with_key(&sim, &dir);
+
+    // Held past the bound: an error naming the holder, at the bound.
+    let holder = StoreHolder::start(&store, "60");
+    let (ok, err, took) = add_key_within(&sim, &store, "k2", "1");
+    assert!(
+        !ok,
+        "a change went through while another process held the store"
+    );
+    let pid = holder.0.id();
+    assert!(
+        err.contains(&format!(
+            "the key store is being changed by process {pid} (sleep)"
+        )) && err.contains("TPMKEY_TIMEOUT=seconds waits longer"),
+        "{err}"
+    );
+    assert!(took >= Duration::from_secs(1) && took < LIMIT, "{took:?}");
+    let (_, keys, _) = common::run_tpmkey_in(&sim.tcti(), &store, &["key", "list"]);
+    assert!(
+        !keys.contains("k2"),
+        "nothing is written after the wait ran out: {keys}"
+    );
+
+    // Let go within the bound: the change waits for it and goes through.
+    drop(holder);
+    let _brief = StoreHolder::start(&store, "1");
+    let (ok, err, took) = add_key_within(&sim, &store, "k2", "20");
+    assert!(ok, "{err}");
+    assert!(
+        took >= Duration::from_millis(300) && took < LIMIT,
+        "waited {took:?}"
+    );
+    let (_, keys, _) = common::run_tpmkey_in(&sim.tcti(), &store, &["key", "list"]);
+    assert!(keys.contains("k2"), "{keys}");
+}

@@ -35,14 +35,19 @@
 //! ([`crate::files`]).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::files::{read_file, FileError, Links};
+use crate::settings::BadSetting;
 
 /// The format version this build writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -82,6 +87,19 @@ pub enum StoreError {
     /// No home directory to put the default store in.
     #[error("no store location: set TPMKEY_STORE, XDG_DATA_HOME or HOME")]
     NoLocation,
+    /// Another process kept the store locked past the bound.
+    #[error("{path}: the key store is being changed by {holder}, which did not finish within {waited_ms} ms (TPMKEY_TIMEOUT=seconds waits longer); try again when it is done, or end it if it hangs")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+        /// "process 1234 (tpmkey)", or a sentence saying it is not known.
+        holder: String,
+        /// How long this process waited.
+        waited_ms: u128,
+    },
+    /// A bad `TPMKEY_TIMEOUT`.
+    #[error(transparent)]
+    Setting(#[from] BadSetting),
     /// A name that cannot be a token label or key id.
     #[error("invalid {what} {value:?}: use 1-64 letters, digits, '.', '_' or '-'")]
     BadName {
@@ -98,6 +116,46 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// Who holds an flock on `file`, from `/proc/locks` (`N: FLOCK ADVISORY WRITE pid
+/// major:minor:inode …`, the device numbers in hex): "process 1234 (tpmkey)", or a
+/// sentence saying it is not known.
+fn lock_holder(file: &File) -> String {
+    let unknown = || "another process (not found in /proc/locks)".to_string();
+    let Ok(meta) = file.metadata() else {
+        return unknown();
+    };
+    // The device number as the kernel prints it (glibc's gnu_dev_major/minor).
+    let dev = meta.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let want = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    let mut locks = String::new();
+    let read = File::open("/proc/locks").and_then(|f| f.take(1 << 20).read_to_string(&mut locks));
+    if read.is_err() {
+        return unknown();
+    }
+    let holders: Vec<String> = locks
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // Waiters are listed as "N: -> FLOCK …"; only the holder counts.
+            match fields.as_slice() {
+                [_, "FLOCK", _, _, pid, id, ..] if *id == want => {
+                    let comm =
+                        std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                    Some(format!("{pid} ({})", comm.trim()))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    match holders.len() {
+        0 => unknown(),
+        1 => format!("process {}", holders[0]),
+        _ => format!("processes {}", holders.join(", ")),
     }
 }
 
@@ -412,16 +470,26 @@ impl Store {
         self.root.join("tokens").join(label)
     }
 
-    /// Takes the store's exclusive lock (blocking), serializing changes between
-    /// processes.
+    /// Takes the store's exclusive lock, serializing changes between processes;
+    /// waits for another process changing the store at most `TPMKEY_TIMEOUT`
+    /// seconds (default 120).
     ///
     /// # Errors
-    /// I/O errors.
+    /// I/O errors; a bad `TPMKEY_TIMEOUT`; [`StoreError::Locked`] when the wait
+    /// runs out.
     pub fn lock(&self) -> Result<StoreLock> {
+        self.lock_within(crate::settings::answer_timeout()?)
+    }
+
+    /// [`Store::lock`] with an explicit bound on the wait.
+    ///
+    /// # Errors
+    /// As [`Store::lock`].
+    pub fn lock_within(&self, limit: Duration) -> Result<StoreLock> {
         let path = self.root.join("lock");
         // Non-blocking open: a FIFO put in its place fails at once (no reader) or
         // at the type check below, instead of waiting for a reader.
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
@@ -435,12 +503,33 @@ impl Store {
                 kind: "not a regular file",
             }));
         }
-        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map(|lock| StoreLock { _lock: lock })
-            .map_err(|(_, e)| StoreError::Io {
-                path,
-                source: e.into(),
-            })
+        let start = Instant::now();
+        let mut delay = Duration::from_millis(2);
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(StoreLock { _lock: lock }),
+                Err((back, Errno::EWOULDBLOCK)) => {
+                    let waited = start.elapsed();
+                    if waited >= limit {
+                        return Err(StoreError::Locked {
+                            holder: lock_holder(&back),
+                            path,
+                            waited_ms: waited.as_millis(),
+                        });
+                    }
+                    std::thread::sleep(delay.min(limit - waited));
+                    delay = (delay * 2).min(Duration::from_millis(50));
+                    file = back;
+                }
+                Err((back, Errno::EINTR)) => file = back,
+                Err((_, e)) => {
+                    return Err(StoreError::Io {
+                        path,
+                        source: e.into(),
+                    })
+                }
+            }
+        }
     }
 
     /// Reads `store.json` (a fresh store if there is none).

@@ -34,7 +34,7 @@ pub const MAX_RESPONSE: usize = 4096;
 
 /// How long a command may take by default: RSA key generation on a slow TPM takes
 /// tens of seconds.
-pub const DEFAULT_ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+pub use crate::settings::DEFAULT_ANSWER_TIMEOUT;
 
 /// How long to wait by default for a raw TPM that another process holds.
 pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -78,21 +78,11 @@ impl Limits {
 }
 
 fn seconds_from_env(var: &'static str) -> Result<Option<Duration>, TransportError> {
-    let Some(v) = std::env::var_os(var) else {
-        return Ok(None);
-    };
-    let text = v.to_string_lossy().trim().to_string();
-    if text.is_empty() {
-        return Ok(None);
-    }
-    match text.parse::<f64>() {
-        Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(Some(Duration::from_secs_f64(s))),
-        _ => Err(TransportError::BadSetting {
-            var,
-            value: text,
-            reason: "a number of seconds between 0 and 86400 is needed, e.g. 30 or 0.5",
-        }),
-    }
+    crate::settings::seconds_from_env(var).map_err(|b| TransportError::BadSetting {
+        var: b.var,
+        value: b.value,
+        reason: b.reason,
+    })
 }
 
 /// Moves one command frame to the TPM and its response back.
