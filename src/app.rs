@@ -681,7 +681,55 @@ impl App {
     /// # Errors
     /// No such seal, wrong PIN ([`Error::Tpm`] with TPM_RC_AUTH_FAIL), lockout
     /// ([`Error::Lockout`]), TPM errors.
+    ///
+    /// A PIN the TPM checked is counted for the token's PIN flags (see
+    /// [`App::count_pin`]); the no-PIN token's empty one is not.
     pub fn unseal_token(
+        &self,
+        c: &mut Connected,
+        label: &str,
+        pin: &[u8],
+        so: bool,
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        let checks_pin = so || !self.store.read_token(label)?.no_pin;
+        let r = self.unseal_token_uncounted(c, label, pin, so);
+        if checks_pin {
+            self.count_pin(c, label, so, r)
+        } else {
+            r
+        }
+    }
+
+    /// Records the outcome of a PIN check the TPM made for token `label`: a right
+    /// PIN clears the token's count of failures, a refused one (wrong, or not
+    /// checked in lockout) adds one and reads the TPM's dictionary-attack
+    /// counters (one TPM2_GetCapability), so that the PKCS#11 PIN flags
+    /// (COUNT_LOW, FINAL_TRY, LOCKED) show what the CLI and the module did alike.
+    /// Best effort: a store that cannot be written leaves the flags behind, never
+    /// the operation. Takes the store lock: never call it with the lock held.
+    fn count_pin<T>(&self, c: &mut Connected, label: &str, so: bool, r: Result<T>) -> Result<T> {
+        use tpm_commands::rc::ResponseCode as Rc;
+        let refused = match &r {
+            Ok(_) => false,
+            Err(Error::Tpm { rc, .. })
+                if matches!(rc.base(), Rc::AUTH_FAIL | Rc::BAD_AUTH | Rc::LOCKOUT) =>
+            {
+                true
+            }
+            Err(Error::Lockout { .. }) => true,
+            // Anything else says nothing about the PIN.
+            Err(_) => return r,
+        };
+        let _ = self.note_pin(label, so, !refused);
+        if refused {
+            if let Ok(l) = crate::tpm_facts::read_lockout(&mut c.tpm) {
+                let _ = self.note_lockout(l);
+            }
+        }
+        r
+    }
+
+    fn unseal_token_uncounted(
         &self,
         c: &mut Connected,
         label: &str,
@@ -987,6 +1035,18 @@ impl App {
         new: &[u8],
         so: bool,
     ) -> Result<()> {
+        let r = self.change_pin_locked(c, label, old, new, so);
+        self.count_pin(c, label, so, r)
+    }
+
+    fn change_pin_locked(
+        &self,
+        c: &mut Connected,
+        label: &str,
+        old: &[u8],
+        new: &[u8],
+        so: bool,
+    ) -> Result<()> {
         let _lock = self.store.lock()?;
         let mut t = self.store.read_token(label)?;
         if t.no_pin {
@@ -1034,6 +1094,18 @@ impl App {
     /// # Errors
     /// Wrong SO PIN, lockout, a no-PIN token.
     pub fn pin_reset(&self, label: &str, so_pin: &[u8], new_user: &[u8]) -> Result<()> {
+        let mut c = self.connect()?;
+        let r = self.pin_reset_locked(&mut c, label, so_pin, new_user);
+        self.count_pin(&mut c, label, true, r)
+    }
+
+    fn pin_reset_locked(
+        &self,
+        c: &mut Connected,
+        label: &str,
+        so_pin: &[u8],
+        new_user: &[u8],
+    ) -> Result<()> {
         let _lock = self.store.lock()?;
         let mut t = self.store.read_token(label)?;
         let path = self.token_path(label);
@@ -1043,10 +1115,9 @@ impl App {
                 .ok_or_else(|| Error::Usage(format!("token {label:?} has no SO PIN")))?,
             &path,
         )?;
-        let mut c = self.connect()?;
-        self.settle_pending(&mut c, &mut t)?;
+        self.settle_pending(c, &mut t)?;
         let new_seal = token::reset_pin(&mut c.tpm, &c.srk, &mut c.session, &so, so_pin, new_user)?;
-        self.replace_user_seal(&mut c, &mut t, &new_seal)
+        self.replace_user_seal(c, &mut t, &new_seal)
     }
 
     /// Every key, with its token label (reads the store only; no TPM). A key file

@@ -1978,3 +1978,91 @@ fn pin_flags_warn_before_the_tpm_locks_out() {
     assert!(token_flags(slot) & CKF_USER_PIN_LOCKED != 0);
     finalize();
 }
+
+#[test]
+fn pin_flags_count_the_pins_the_cli_checks_too() {
+    let _t = turn();
+    let s = Setup::new(&[("k", "ecc256", "sign")]);
+    let (t, st) = (s.sim.tcti(), s.store());
+    environment(&t, &st);
+    let msg = s.dir.path().join("msg");
+    std::fs::write(&msg, b"signed by the CLI").unwrap();
+    let cli = |args: &[&str]| {
+        let (ok, _, err) = common::run_tpmkey_in(&t, &st, args);
+        (ok, err)
+    };
+    let sign = |pin: &str| {
+        let m = msg.to_str().unwrap();
+        cli(&[
+            "sign",
+            "--token",
+            "t",
+            "--label",
+            "k",
+            "--userpin",
+            pin,
+            "--in",
+            m,
+        ])
+    };
+    init();
+    let slot = slots()[0];
+    let flags = || {
+        token_flags(slot)
+            & (CKF_USER_PIN_COUNT_LOW
+                | CKF_USER_PIN_FINAL_TRY
+                | CKF_USER_PIN_LOCKED
+                | CKF_SO_PIN_COUNT_LOW
+                | CKF_SO_PIN_FINAL_TRY
+                | CKF_SO_PIN_LOCKED)
+    };
+    assert_eq!(flags(), 0);
+    // A wrong user PIN given to `tpmkey sign`: the module's PIN dialog would warn.
+    let (ok, err) = sign("0000");
+    assert!(!ok && err.contains("AUTH_FAIL"), "{err}");
+    assert_eq!(flags(), CKF_USER_PIN_COUNT_LOW);
+    // The right one, through the CLI, clears it.
+    let (ok, err) = sign("1234");
+    assert!(ok, "{err}");
+    assert_eq!(flags(), 0);
+    // A wrong old PIN for `pin change`: the TPM has now counted two failures
+    // of swtpm's three (a right PIN does not take one back), so the next one
+    // locks it out, whichever PIN it is.
+    let (ok, err) = cli(&[
+        "pin",
+        "change",
+        "--token",
+        "t",
+        "--userpin",
+        "0000",
+        "--new-userpin",
+        "4321",
+    ]);
+    assert!(!ok, "{err}");
+    let final_try = CKF_USER_PIN_FINAL_TRY | CKF_SO_PIN_FINAL_TRY;
+    assert_eq!(flags(), CKF_USER_PIN_COUNT_LOW | final_try);
+    // The old PIN still works (nothing changed) and clears the user count.
+    let (ok, err) = sign("1234");
+    assert!(ok, "{err}");
+    assert_eq!(flags(), final_try);
+    // A wrong SO PIN for `pin reset`: the third failure, counted for the SO.
+    let (ok, err) = cli(&[
+        "pin",
+        "reset",
+        "--token",
+        "t",
+        "--sopin",
+        "0000",
+        "--new-userpin",
+        "4321",
+    ]);
+    assert!(!ok, "{err}");
+    assert_eq!(
+        flags(),
+        CKF_SO_PIN_COUNT_LOW | CKF_SO_PIN_LOCKED | CKF_USER_PIN_LOCKED
+    );
+    // Locked out: the CLI is refused without a PIN check, and says so.
+    let (ok, err) = sign("1234");
+    assert!(!ok && err.contains("lockout"), "{err}");
+    finalize();
+}

@@ -249,10 +249,8 @@ impl Module {
         }
         let so = matches!(self.slots[slot].login, Some(Login::So(_)));
         let label = self.slots[slot].label.clone();
-        if let Err(rv) = self.with_connected(|app, c| app.change_pin_on(c, &label, old, new, so)) {
-            self.note_pin_failure(&label, so, rv);
-            return Err(rv);
-        }
+        // A refused old PIN is counted for the PIN flags by `change_pin_on`.
+        self.with_connected(|app, c| app.change_pin_on(c, &label, old, new, so))?;
         self.refresh_slots();
         Ok(())
     }

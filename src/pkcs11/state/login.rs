@@ -59,15 +59,11 @@ impl Module {
                 // A failed login is often followed by an exit that runs no
                 // destructors (ssh's fatal() ends in _exit): leave nothing loaded
                 // on a TPM without a resource manager. A retry connects again.
-                self.note_pin_failure(&label, so, rv);
+                // (A refused PIN was counted for the PIN flags by `unseal_token`.)
                 self.close_conn();
                 return Err(rv);
             }
         };
-        if let Some(app) = &self.app {
-            // Clears the failure count (a store write only when it was not zero).
-            let _ = app.note_pin(&label, so, true);
-        }
         self.slots[slot].login = Some(if so {
             Login::So(secret)
         } else {
@@ -107,26 +103,6 @@ impl Module {
             self.unload((i + 1) as CK_OBJECT_HANDLE);
         }
         Ok(())
-    }
-
-    /// After a PIN the TPM refused (or refused to check, in lockout): count it
-    /// for the token, and read the TPM's dictionary-attack counters while the
-    /// connection is open anyway (one TPM2_GetCapability), so that
-    /// C_GetTokenInfo can show CKF_*_PIN_FINAL_TRY and CKF_*_PIN_LOCKED.
-    pub(super) fn note_pin_failure(&mut self, label: &str, so: bool, rv: Rv) {
-        if rv != CKR_PIN_INCORRECT && rv != CKR_PIN_LOCKED {
-            return;
-        }
-        if let Some(app) = &self.app {
-            let _ = app.note_pin(label, so, false);
-        }
-        let lockout = self
-            .conn
-            .as_mut()
-            .and_then(|c| crate::tpm_facts::read_lockout(&mut c.tpm).ok());
-        if let (Some(app), Some(l)) = (&self.app, lockout) {
-            let _ = app.note_lockout(l);
-        }
     }
 
     pub(super) fn user_logged_in(&self, slot: usize) -> bool {
