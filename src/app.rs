@@ -683,7 +683,7 @@ impl App {
     /// ([`Error::Lockout`]), TPM errors.
     ///
     /// A PIN the TPM checked is counted for the token's PIN flags (see
-    /// [`App::count_pin`]); the no-PIN token's empty one is not.
+    /// `App::count_pin`); the no-PIN token's empty one is not.
     pub fn unseal_token(
         &self,
         c: &mut Connected,

@@ -407,3 +407,25 @@ fn a_store_locked_by_another_process_is_waited_for_with_a_bound_and_the_holder_n
     let (_, keys, _) = common::run_tpmkey_in(&sim.tcti(), &store, &["key", "list"]);
     assert!(keys.contains("k2"), "{keys}");
 }
+
+#[test]
+fn a_swtpm_another_client_holds_names_that_client() {
+    let sim = Swtpm::start();
+    let dir = TempDir::new("nohang-held");
+    let store = store_with_key(&sim, &dir);
+    // This test process holds swtpm's one connection, idle, as tpm2-abrmd does.
+    let held = TcpStream::connect(("127.0.0.1", sim.data_port())).unwrap();
+    let (ok, err, took) = sign_via(&sim.tcti(), &store, &dir);
+    assert!(!ok, "signed while swtpm served another client");
+    assert!(
+        err.contains("did not answer")
+            && err.contains(&format!("process {} (", std::process::id()))
+            && err.contains("has a connection to it open, and swtpm serves one client at a time"),
+        "{err}"
+    );
+    assert!(took >= Duration::from_secs(2) && took < LIMIT, "{took:?}");
+    // Let go: the same command goes through.
+    drop(held);
+    let (ok, err, _) = sign_via(&sim.tcti(), &store, &dir);
+    assert!(ok, "{err}");
+}

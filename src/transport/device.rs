@@ -124,34 +124,10 @@ fn open_device(path: &str, busy: Duration) -> Result<File, TransportError> {
 /// Who has `path` open, from `/proc/*/fd` (other users' processes are visible to
 /// root only): "process 1234 (ssh-agent)", or a sentence saying it is not known.
 pub(crate) fn holder_of(path: &str) -> String {
-    let me = std::process::id();
-    let mut found = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return "another process (/proc is not mounted, so which one is unknown)".into();
-    };
-    for p in procs.flatten() {
-        let name = p.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
-            continue;
-        };
-        let holds = fds
-            .flatten()
-            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == path));
-        if holds {
-            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
-            found.push(format!("{pid} ({})", comm.trim()));
-        }
-    }
-    match found.len() {
-        0 => "another process (not visible in /proc to this user)".into(),
-        1 => format!("process {}", found.join("")),
-        _ => format!("processes {}", found.join(", ")),
+    match super::holders::processes_with(|target| target.as_os_str() == path) {
+        None => "another process (/proc is not mounted, so which one is unknown)".into(),
+        Some(found) => super::holders::describe(&found)
+            .unwrap_or_else(|| "another process (not visible in /proc to this user)".into()),
     }
 }
 

@@ -15,6 +15,7 @@
 
 mod device;
 mod epoch;
+mod holders;
 mod socket;
 mod wait;
 
@@ -170,7 +171,7 @@ pub enum TransportError {
         /// Bytes of the response received and announced, when it started.
         received: Option<(usize, usize)>,
         /// What may be wrong.
-        hint: &'static str,
+        hint: String,
     },
     /// The TPM closed the connection in the middle of an exchange.
     #[error("the TPM at {tpm} closed the connection {}; is swtpm still running?", phase_text(*phase, command, *received))]
@@ -292,7 +293,7 @@ mod tests {
             command: "TPM2_Sign".into(),
             bound_ms: 60_000,
             received: None,
-            hint: "is it stuck?",
+            hint: "is it stuck?".into(),
         };
         assert!(
             e.to_string()

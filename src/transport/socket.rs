@@ -314,16 +314,51 @@ impl SocketTransport {
     }
 }
 
+/// A swtpm that did not answer while other processes are connected to it: they
+/// are named (swtpm serves one connection at a time, and says nothing of it).
+fn name_other_clients(e: TransportError, peer: Option<std::net::SocketAddr>) -> TransportError {
+    match (e, peer) {
+        (
+            TransportError::Timeout {
+                tpm,
+                command,
+                bound_ms,
+                received: None,
+                hint,
+            },
+            Some(peer),
+        ) => {
+            let hint = match super::holders::describe(&super::holders::connected_to(peer)) {
+                Some(who) => format!(
+                    "{who} has a connection to it open, and swtpm serves one client at a time: let it finish or end it (tpm2-abrmd keeps its connection for as long as it runs; tpmkey itself lets go after every operation)"
+                ),
+                None => hint,
+            };
+            TransportError::Timeout {
+                tpm,
+                command,
+                bound_ms,
+                received: None,
+                hint,
+            }
+        }
+        (e, _) => e,
+    }
+}
+
 impl Transport for SocketTransport {
     fn transact(&mut self, command: &[u8]) -> Result<Vec<u8>, TransportError> {
         let ex = self.exchange_for(command);
-        let r = self.exchange(command, &ex);
-        if r.is_err() {
+        self.exchange(command, &ex).map_err(|e| {
+            let peer = match &self.stream {
+                Some(Stream::Tcp(s)) => s.peer_addr().ok(),
+                _ => None,
+            };
             // Out of step (a late answer would be read as the next one's): never
             // used again.
             self.stream = None;
-        }
-        r
+            name_other_clients(e, peer)
+        })
     }
 
     fn release(&mut self) -> bool {

@@ -53,7 +53,7 @@ impl Exchange {
             command: self.command.clone(),
             bound_ms: self.limit.as_millis(),
             received,
-            hint: self.hint,
+            hint: self.hint.into(),
         }
     }
 
