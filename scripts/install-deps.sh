@@ -52,6 +52,9 @@ need man man-db
 need p11tool gnutls-bin
 need modutil libnss3-tools
 [ -r /usr/share/bash-completion/bash_completion ] || need_pkgs+=(bash-completion)
+# tests/deb.rs: the zsh and fish completions, loaded by those shells as installed.
+need zsh zsh
+need fish fish
 [ -r /usr/share/initramfs-tools/hook-functions ] || need_pkgs+=(initramfs-tools)
 if ((${#need_pkgs[@]})); then
     echo "install-deps: installing ${need_pkgs[*]}"

@@ -6,7 +6,7 @@
 //! same login through p11-kit's proxy (the token found by the package's p11-kit
 //! registration alone), `p11-kit list-modules` with the tokens' flags, GnuTLS's
 //! `p11tool` and NSS's `modutil` (through p11-kit-proxy) seeing the token, the man
-//! pages and the bash completion. Then `dpkg -r` and `dpkg --purge` must remove every file
+//! pages and the bash, zsh and fish completions. Then `dpkg -r` and `dpkg --purge` must remove every file
 //! the package installed (`dpkg -L` before, the filesystem after) and leave the key
 //! store alone.
 //!
@@ -402,6 +402,36 @@ fn package_installs_works_from_installed_paths_and_removes_cleanly() {
         completed.contains("-F _tpmkey tpmkey") && completed.contains("reply: token"),
         "{completed}"
     );
+    // fish loads the script from its vendor directory by itself and completes.
+    let completed = ok(Command::new("fish")
+        .args(["-c", "complete -C 'tpmkey to'; complete -C 'tpmkey key a'"])
+        .env("HOME", dir.path())
+        .env("XDG_CONFIG_HOME", dir.path().join("config"))
+        .env("XDG_DATA_HOME", dir.path().join("data")));
+    assert!(
+        completed.lines().any(|l| l.starts_with("token\t"))
+            && completed.lines().any(|l| l.starts_with("add\t")),
+        "fish: {completed}"
+    );
+    // zsh: compinit finds `_tpmkey` in its vendor directory; a real line editor (in
+    // a zpty) completes "tpmkey to<Tab>", and every match offered is written down.
+    let matches = dir.path().join("zsh-matches");
+    let script = format!(
+        r#"zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z 'PROMPT=; autoload -Uz compinit; compinit -u -D'
+zpty -w z 'compadd() {{ builtin compadd -O m "$@"; print -r -- "offered: ${{(j:,:)m}}" >> {m}; builtin compadd "$@"; }}'
+zpty -w z 'bindkey "^I" complete-word'
+zpty -w -n z $'tpmkey to\t'
+for i in {{1..100}}; do grep -qs 'offered: .*token' {m} && break; sleep 0.1; done
+zpty -d z
+cat {m}"#,
+        m = matches.display()
+    );
+    let completed = ok(Command::new("zsh")
+        .args(["-f", "-c", &script])
+        .env("HOME", dir.path()));
+    assert!(completed.contains("offered: token"), "zsh: {completed}");
 
     phase(t, "man pages and completion");
     // Removal: every file goes, directories the package brought go, the store stays.
