@@ -268,6 +268,20 @@ fn requests_verify_and_issued_certificates_import_list_and_export() {
     ] {
         assert!(t.contains(want), "{want} missing: {t}");
     }
+    // The authority key identifier is the subject key identifier: its own key.
+    let key_id = |after: &str| {
+        let at = t
+            .find(after)
+            .unwrap_or_else(|| panic!("{after} missing: {t}"));
+        t[at..]
+            .lines()
+            .nth(1)
+            .map(|l| l.trim().trim_start_matches("keyid:").to_string())
+            .unwrap_or_default()
+    };
+    let ski = key_id("X509v3 Subject Key Identifier");
+    assert_eq!(ski.len(), 59, "{t}");
+    assert_eq!(key_id("X509v3 Authority Key Identifier"), ski, "{t}");
     let exported = b.tk(&["cert", "export", "--token", "pki", "--label", "rsa2048"]);
     assert_eq!(exported, std::fs::read_to_string(&selfsigned).unwrap());
     assert_eq!(

@@ -21,7 +21,8 @@ use x509_cert::der::pem::{LineEnding, PemLabel};
 use x509_cert::der::{Decode, Encode, Reader, SliceReader};
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
-    BasicConstraints, KeyUsage, KeyUsages, SubjectAltName, SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, KeyUsage, KeyUsages, SubjectAltName,
+    SubjectKeyIdentifier,
 };
 use x509_cert::ext::{AsExtension, Extension};
 use x509_cert::name::Name;
@@ -250,8 +251,8 @@ fn rfc5280_time(unix: u64) -> Result<Time> {
 /// since the epoch) for `days`, with serial `serial` (positive, at most 20
 /// bytes), basicConstraints cA (critical), keyUsage digitalSignature, keyCertSign
 /// and cRLSign (critical), the subject key identifier (RFC 5280 §4.2.1.2 method
-/// 1: SHA-1 of the public key bits; a self-signed certificate may leave out the
-/// authority key identifier, §4.2.1.1), and the subject alternative names;
+/// 1: SHA-1 of the public key bits), the same identifier as the authority key
+/// identifier (§4.2.1.1), and the subject alternative names;
 /// signed as [`build_request`] says.
 ///
 /// # Errors
@@ -281,7 +282,17 @@ pub fn build_self_signed(
             &KeyUsage(KeyUsages::DigitalSignature | KeyUsages::KeyCertSign | KeyUsages::CRLSign),
             &subject,
         )?,
-        extension(&SubjectKeyIdentifier(key_id), &subject)?,
+        extension(&SubjectKeyIdentifier(key_id.clone()), &subject)?,
+        // Its own key, as `openssl req -x509` writes it: chain builders that match
+        // issuers by key identifier find it (RFC 5280 §4.2.1.1).
+        extension(
+            &AuthorityKeyIdentifier {
+                key_identifier: Some(key_id),
+                authority_cert_issuer: None,
+                authority_cert_serial_number: None,
+            },
+            &subject,
+        )?,
     ];
     if !sans.is_empty() {
         extensions.push(extension(&SubjectAltName(sans), &subject)?);
