@@ -299,6 +299,16 @@ fn requests_verify_and_issued_certificates_import_list_and_export() {
     let (ok, _, err) = b.try_tk(&["cert", "export", "--token", "pki", "--label", "ecc256"]);
     assert!(!ok && err.contains("no certificate labelled"), "{err}");
     assert!(b.tk(&["key", "list"]).contains("ecc256"));
+    // key rm: the key goes; its certificate stays (an object of its own), and the
+    // user is told how to remove it.
+    let (ok, _, err) = b.try_tk(&["key", "rm", "--token", "pki", "--label", "rsa2048"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("the certificate \"rsa2048\" of that key stays on the token; remove it with `tpmkey cert rm --token pki --label rsa2048`"),
+        "{err}"
+    );
+    b.tk(&["cert", "export", "--token", "pki", "--label", "rsa2048"]);
+    b.tk(&["cert", "rm", "--token", "pki", "--label", "rsa2048"]);
 }
 
 #[test]

@@ -287,10 +287,22 @@ fn run(cli: &Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Key(KeyCmd::Rm { token, label, id }) => {
-            let k = app()?
+            let app = app()?;
+            let k = app
                 .key_rm(token, label.as_deref(), id.as_deref())
                 .map_err(e)?;
             println!("key {} (id {}) removed from token {token}", k.label, k.id);
+            // A certificate is an object of its own (as in PKCS#11): it stays, and
+            // the user is told how to remove it too.
+            for c in app.cert_list(Some(token)).unwrap_or_default() {
+                if !c.record.id.is_empty() && c.record.id == k.shown_id() {
+                    eprintln!(
+                        "tpmkey: the certificate {:?} of that key stays on the token; remove it with `tpmkey cert rm --token {token} --label {}`",
+                        c.record.label,
+                        shell_word(&c.record.label)
+                    );
+                }
+            }
             Ok(())
         }
         Command::Pin(PinCmd::Change {
@@ -421,5 +433,19 @@ fn main() -> ExitCode {
             eprintln!("tpmkey: {msg}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `word` as one POSIX shell word, for commands tpmkey suggests: bare when it
+/// is plain, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/:@=+,".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
     }
 }
