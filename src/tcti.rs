@@ -107,9 +107,37 @@ impl Tcti {
         if self.has_resource_manager() {
             return None;
         }
+        FlushEpoch::for_tpm(&self.canonical_name())
+    }
+
+    /// One name per TPM, so that processes naming it differently share one flush
+    /// epoch: a device or socket path with its links resolved; a TCP address
+    /// resolved, any loopback address as 127.0.0.1 (`localhost`, `::1`).
+    fn canonical_name(&self) -> String {
+        let real_path = |p: &str| {
+            std::fs::canonicalize(p).map_or_else(|_| p.to_string(), |c| c.display().to_string())
+        };
         match self {
-            Tcti::Device { path } => FlushEpoch::for_tpm(path),
-            Tcti::Socket { addr, .. } => FlushEpoch::for_tpm(&addr.to_string()),
+            Tcti::Device { path }
+            | Tcti::Socket {
+                addr: SocketAddr::Unix { path },
+                ..
+            } => real_path(path),
+            Tcti::Socket {
+                addr: SocketAddr::Tcp { host, port },
+                ..
+            } => {
+                use std::net::ToSocketAddrs;
+                match (host.as_str(), *port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                {
+                    Some(a) if a.ip().is_loopback() => format!("127.0.0.1:{port}"),
+                    Some(a) => a.to_string(),
+                    None => format!("{host}:{port}"),
+                }
+            }
         }
     }
 
@@ -198,6 +226,39 @@ impl fmt::Display for Tcti {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_tpm_named_two_ways_has_one_flush_epoch() {
+        let epoch = |t: &str| {
+            t.parse::<Tcti>()
+                .unwrap()
+                .flush_epoch()
+                .map(|e| e.path().to_path_buf())
+        };
+        assert!(epoch("swtpm:host=127.0.0.1,port=2321").is_some());
+        assert_eq!(
+            epoch("swtpm:host=localhost,port=2321"),
+            epoch("swtpm:host=127.0.0.1,port=2321")
+        );
+        assert_ne!(
+            epoch("swtpm:host=127.0.0.1,port=2322"),
+            epoch("swtpm:host=127.0.0.1,port=2321")
+        );
+        // A link to a socket path names the same TPM.
+        let dir = std::env::temp_dir().join(format!("tpmkey-epoch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (real, link) = (dir.join("swtpm.sock"), dir.join("link.sock"));
+        std::fs::write(&real, b"").unwrap();
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let named = |p: &std::path::Path| epoch(&format!("swtpm:path={}", p.display()));
+        let (a, b) = (named(&real), named(&link));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(a, b);
+        // A raw device, and nothing for the resource manager.
+        assert!(epoch("device:/dev/tpm0").is_some());
+        assert_eq!(epoch("device:/dev/tpmrm0"), None);
+    }
 
     #[test]
     fn parses_and_round_trips() {
