@@ -17,7 +17,7 @@
 # with --usage sign,decrypt).
 #
 # Everything started here is killed by PID on exit (also on error or Ctrl-C) and the
-# temporary directory is removed. Knobs: RUNS_KEYGEN (20), RUNS_LOGIN (10),
+# temporary directory is removed. Knobs: RUNS_KEYGEN (20), RUNS_LOGIN (20),
 # RUNS_SETUP (3), N_SIGN (200), SIGN_REPS (3), KEEP_TMP=1 (keep the temporary directory).
 set -euo pipefail
 shopt -s inherit_errexit
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 RUNS_KEYGEN=${RUNS_KEYGEN:-20}
-RUNS_LOGIN=${RUNS_LOGIN:-10}
+RUNS_LOGIN=${RUNS_LOGIN:-20}
 RUNS_SETUP=${RUNS_SETUP:-3}
 N_SIGN=${N_SIGN:-200}
 SIGN_REPS=${SIGN_REPS:-3} # timing runs of each sign loop (median taken)
