@@ -24,13 +24,15 @@ need_pkg libtss2-tcti-swtpm0
 # Certificates and TLS client authentication (tests/cli_cert.rs, tests/pkcs11_objects.rs,
 # tests/tls_client.rs): openssl for the test CA and s_server, NSS's tools (certutil,
 # modutil, tstclnt), GnuTLS's (gnutls-cli, p11tool), curl with the OpenSSL pkcs11
-# engine, and Chromium on a private Xvfb display driven by xdotool.
+# engine, and Chromium and Firefox (ESR, driven over Marionette) on a private Xvfb
+# display driven by xdotool.
 need curl curl
 need certutil libnss3-tools
 need tstclnt libnss3-tools
 need gnutls-cli gnutls-bin
 need p11tool gnutls-bin
 need chromium chromium
+need firefox-esr firefox-esr
 need Xvfb xvfb
 need xdotool xdotool
 # The VM test (tests/vm.rs): qemu, a kernel with the TPM drivers built in, a static

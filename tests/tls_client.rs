@@ -14,9 +14,12 @@
 //! Chromium: headless for the no-PIN token, headful on a private Xvfb display for
 //! the PIN token (the PIN typed into NSS's "Unlock Security Device" dialog with
 //! xdotool), the certificate chosen by the managed policy
-//! AutoSelectCertificateForUrls, the page read over the DevTools pipe. A PIN
-//! token takes its PIN from the client's PIN option (or the dialog); a no-PIN
-//! token is never asked for one.
+//! AutoSelectCertificateForUrls, the page read over the DevTools pipe; and
+//! Firefox ESR in the same two ways (the PIN typed into its "Password Required"
+//! dialog), a fresh profile with the module added by `modutil`, the certificate
+//! chosen by `security.default_personal_cert` = "Select Automatically", the page
+//! read over Marionette. A PIN token takes its PIN from the client's PIN option
+//! (or the dialog); a no-PIN token is never asked for one.
 
 mod common;
 
@@ -831,7 +834,8 @@ impl Drop for Chromium {
     }
 }
 
-/// Types the PIN into every "Unlock Security Device" dialog that shows on
+/// Types the PIN into every window titled `title` (an xdotool name regex: NSS's
+/// PIN dialog, Chromium's "Unlock Security Device" or Firefox's) that shows on
 /// `display` until stopped; counts them.
 struct PinTyper {
     stop: Arc<AtomicBool>,
@@ -839,9 +843,14 @@ struct PinTyper {
 }
 
 impl PinTyper {
-    fn start(display: &str, pin: &str) -> PinTyper {
+    fn start(display: &str, title: &str, pin: &str) -> PinTyper {
         let stop = Arc::new(AtomicBool::new(false));
-        let (d, p, s) = (display.to_string(), pin.to_string(), stop.clone());
+        let (d, t, p, s) = (
+            display.to_string(),
+            title.to_string(),
+            pin.to_string(),
+            stop.clone(),
+        );
         let thread = std::thread::spawn(move || {
             // Window id -> (first seen, last typed into, tries).
             let mut seen: Vec<(String, Instant, Option<Instant>, u32)> = Vec::new();
@@ -853,12 +862,7 @@ impl PinTyper {
                     .expect("xdotool (apt-get install xdotool)")
             };
             while !s.load(Ordering::SeqCst) {
-                let found = xdotool(&[
-                    "search",
-                    "--onlyvisible",
-                    "--name",
-                    "^Unlock Security Device$",
-                ]);
+                let found = xdotool(&["search", "--onlyvisible", "--name", &t]);
                 for w in String::from_utf8_lossy(&found.stdout).split_whitespace() {
                     if !seen.iter().any(|x| x.0 == w) {
                         seen.push((w.to_string(), Instant::now(), None, 0));
@@ -939,7 +943,7 @@ fn chromium_run(f: &Fixture, token: TokenSpec, display: Option<&str>) -> Option<
             .map(|(alg, _, s)| (s.url(), cn(&token, alg)))
             .collect::<Vec<_>>(),
     );
-    let typer = display.map(|d| PinTyper::start(d, PIN));
+    let typer = display.map(|d| PinTyper::start(d, "^Unlock Security Device$", PIN));
     let mut browser = Chromium::start(f, &home, display);
     for (alg, tls, server) in &runs {
         let cn = cn(&token, alg);
@@ -985,5 +989,391 @@ fn chromium_with_a_pin_typed_into_the_unlock_dialog() {
         prompts,
         Some(1),
         "the PIN is asked once, in NSS's Unlock Security Device dialog"
+    );
+}
+
+// ---- Firefox ----
+
+/// The profile preferences (user.js) a Firefox test starts with: the client
+/// certificate chosen without a dialog ("Select Automatically": the first of
+/// the user's certificates whose issuer the server asks for), no OS client
+/// certificate module, and a first run that shows no first-run or welcome pages
+/// and makes no connections of its own (telemetry, updates, remote settings,
+/// safe browsing, captive-portal and connectivity checks, speculative
+/// connections, DNS over HTTPS).
+const FIREFOX_PREFS: &[(&str, &str)] = &[
+    ("security.default_personal_cert", "\"Select Automatically\""),
+    ("security.osclientcerts.autoload", "false"),
+    ("security.remember_cert_checkbox_default_setting", "false"),
+    ("browser.shell.checkDefaultBrowser", "false"),
+    ("browser.startup.homepage_override.mstone", "\"ignore\""),
+    ("browser.startup.page", "0"),
+    ("browser.startup.homepage", "\"about:blank\""),
+    ("startup.homepage_welcome_url", "\"about:blank\""),
+    ("startup.homepage_welcome_url.additional", "\"\""),
+    ("browser.aboutwelcome.enabled", "false"),
+    ("browser.newtabpage.enabled", "false"),
+    ("browser.newtab.preload", "false"),
+    ("browser.sessionstore.resume_from_crash", "false"),
+    ("toolkit.startup.max_resumed_crashes", "-1"),
+    ("datareporting.policy.dataSubmissionEnabled", "false"),
+    ("datareporting.healthreport.uploadEnabled", "false"),
+    ("datareporting.usage.uploadEnabled", "false"),
+    ("toolkit.telemetry.enabled", "false"),
+    ("toolkit.telemetry.unified", "false"),
+    ("toolkit.telemetry.archive.enabled", "false"),
+    ("toolkit.telemetry.server", "\"\""),
+    ("app.update.disabledForTesting", "true"),
+    ("app.update.auto", "false"),
+    ("app.normandy.enabled", "false"),
+    ("app.shield.optoutstudies.enabled", "false"),
+    ("nimbus.rollouts.enabled", "false"),
+    ("messaging-system.rsexperimentloader.enabled", "false"),
+    (
+        "services.settings.server",
+        "\"data:,#remote-settings-off/v1\"",
+    ),
+    ("security.remote_settings.crlite_filters.enabled", "false"),
+    ("security.remote_settings.intermediates.enabled", "false"),
+    ("security.certerrors.mitm.priming.enabled", "false"),
+    ("extensions.update.enabled", "false"),
+    ("extensions.getAddons.cache.enabled", "false"),
+    ("extensions.systemAddon.update.enabled", "false"),
+    ("extensions.blocklist.enabled", "false"),
+    ("browser.safebrowsing.malware.enabled", "false"),
+    ("browser.safebrowsing.phishing.enabled", "false"),
+    ("browser.safebrowsing.blockedURIs.enabled", "false"),
+    ("browser.safebrowsing.downloads.enabled", "false"),
+    ("browser.safebrowsing.downloads.remote.enabled", "false"),
+    ("browser.safebrowsing.provider.mozilla.updateURL", "\"\""),
+    ("browser.safebrowsing.provider.google4.updateURL", "\"\""),
+    ("network.captive-portal-service.enabled", "false"),
+    ("network.connectivity-service.enabled", "false"),
+    ("network.trr.mode", "5"),
+    ("network.dns.disablePrefetch", "true"),
+    ("network.prefetch-next", "false"),
+    ("network.http.speculative-parallel-limit", "0"),
+    ("browser.urlbar.speculativeConnect.enabled", "false"),
+    ("browser.region.update.enabled", "false"),
+    ("browser.region.network.url", "\"\""),
+    ("browser.search.update", "false"),
+    ("media.gmp-provider.enabled", "false"),
+    ("media.gmp-manager.url", "\"\""),
+    ("media.gmp-manager.chromium-update-url", "\"\""),
+    ("media.gmp-gmpopenh264.enabled", "false"),
+    ("media.gmp-widevinecdm.enabled", "false"),
+    ("dom.push.connection.enabled", "false"),
+    ("geo.provider.network.url", "\"\""),
+    ("identity.fxaccounts.enabled", "false"),
+    ("browser.discovery.enabled", "false"),
+    ("marionette.port", "0"),
+];
+
+/// A fresh Firefox profile in `dir`: an NSS database with the test CA trusted
+/// and the module added by `modutil -add` (as a user does, or Settings →
+/// Privacy & Security → Security Devices → Load), and [`FIREFOX_PREFS`].
+fn firefox_profile(dir: &Path, ca: &Ca) {
+    nss_db(dir, &module_path(), ca);
+    let prefs: String = FIREFOX_PREFS
+        .iter()
+        .map(|(name, value)| format!("user_pref(\"{name}\", {value});\n"))
+        .collect();
+    std::fs::write(dir.join("user.js"), prefs).expect("user.js");
+}
+
+/// Firefox (`firefox-esr`) driven over Marionette (its own protocol: `LEN:JSON`
+/// packets on TCP, the port it picked written to the profile's
+/// MarionetteActivePort).
+struct Firefox {
+    child: Child,
+    conn: Option<std::net::TcpStream>,
+    next: u64,
+    log: PathBuf,
+}
+
+impl Firefox {
+    /// Starts Firefox (headless unless `display`) on the profile `home/profile`
+    /// with HOME and TMPDIR in `home`, pointed at `f`'s TPM and store, and opens
+    /// a Marionette session.
+    fn start(f: &Fixture, home: &Path, display: Option<&str>) -> Firefox {
+        let profile = home.join("profile");
+        let port_file = profile.join("MarionetteActivePort");
+        let _ = std::fs::remove_file(&port_file);
+        let tmp = home.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("firefox TMPDIR");
+        let log = home.join("firefox.log");
+        let out = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("firefox log");
+        let mut c = Command::new("firefox-esr");
+        c.args(["-no-remote", "-marionette", "-profile"])
+            .arg(&profile)
+            .env("HOME", home)
+            .env("TMPDIR", &tmp)
+            .env("MOZ_CRASHREPORTER_DISABLE", "1")
+            // Firefox's own test switch: connections to anything but loopback
+            // are refused (and the remote-settings server pref is honoured).
+            .env("MOZ_DISABLE_NONLOCAL_CONNECTIONS", "1")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("firefox log"))
+            .stderr(out)
+            .process_group(0);
+        match display {
+            Some(d) => c.env("DISPLAY", d),
+            None => c.arg("-headless").env_remove("DISPLAY"),
+        };
+        f.env(&mut c);
+        c.arg("about:blank");
+        let child = c
+            .spawn()
+            .expect("firefox-esr (apt-get install firefox-esr)");
+        // From here on a panic kills it (Drop).
+        let mut ff = Firefox {
+            child,
+            conn: None,
+            next: 1,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let port = loop {
+            let text = std::fs::read_to_string(&port_file).unwrap_or_default();
+            if let Ok(port) = text.trim().parse::<u16>() {
+                break port;
+            }
+            if let Ok(Some(status)) = ff.child.try_wait() {
+                panic!("firefox-esr exited ({status}):\n{}", ff.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Firefox opened no Marionette port in 60 s:\n{}",
+                ff.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let conn = std::net::TcpStream::connect(("127.0.0.1", port))
+            .unwrap_or_else(|e| panic!("Marionette port {port}: {e}\n{}", ff.log()));
+        ff.conn = Some(conn);
+        ff.wait_at_most(Duration::from_secs(60));
+        let hello = ff.read().unwrap_or_else(|e| panic!("{e}\n{}", ff.log()));
+        assert_eq!(hello["applicationType"], "gecko", "Marionette: {hello}");
+        ff.call(
+            "WebDriver:NewSession",
+            serde_json::json!({
+                "pageLoadStrategy": "normal",
+                "timeouts": {"pageLoad": 90000},
+                // Leave the PIN dialog to the PIN typer.
+                "unhandledPromptBehavior": "ignore"
+            }),
+        )
+        .unwrap_or_else(|e| panic!("WebDriver:NewSession: {e}\n{}", ff.log()));
+        ff
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Bounds how long the next answers may take (a Firefox whose main thread
+    /// waits in a dialog that cannot show answers nothing).
+    fn wait_at_most(&mut self, limit: Duration) {
+        if let Some(conn) = &self.conn {
+            let _ = conn.set_read_timeout(Some(limit.max(Duration::from_millis(100))));
+        }
+    }
+
+    /// One Marionette packet: its length in ASCII digits, ':', the JSON.
+    fn read(&mut self) -> Result<serde_json::Value, String> {
+        let conn = self.conn.as_mut().ok_or("no Marionette connection")?;
+        let mut len = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            conn.read_exact(&mut byte).map_err(marionette_error)?;
+            if byte[0] == b':' {
+                break;
+            }
+            len.push(byte[0]);
+            if len.len() > 10 {
+                return Err("Marionette: no packet length".into());
+            }
+        }
+        let len: usize = std::str::from_utf8(&len)
+            .ok()
+            .and_then(|l| l.parse().ok())
+            .ok_or("Marionette: bad packet length")?;
+        let mut body = vec![0u8; len];
+        conn.read_exact(&mut body).map_err(marionette_error)?;
+        serde_json::from_slice(&body).map_err(|e| format!("Marionette: {e}"))
+    }
+
+    /// One command (`[0, id, name, params]`); its result, or its error
+    /// (`[1, id, error, result]`).
+    fn call(&mut self, name: &str, params: serde_json::Value) -> Result<serde_json::Value, String> {
+        let id = self.next;
+        self.next += 1;
+        let body = serde_json::json!([0, id, name, params]).to_string();
+        let conn = self.conn.as_mut().ok_or("no Marionette connection")?;
+        conn.write_all(format!("{}:{body}", body.len()).as_bytes())
+            .map_err(|e| format!("Marionette: {e}"))?;
+        loop {
+            let v = self.read()?;
+            if v[0] == 1 && v[1] == id {
+                return match &v[2] {
+                    serde_json::Value::Null => Ok(v[3].clone()),
+                    e => Err(format!("{name}: {} {}", e["error"], e["message"])),
+                };
+            }
+        }
+    }
+
+    /// Loads `url` and waits for the server's page (or an error page); the
+    /// document's address and text, after the navigation's error if it had one.
+    /// Marionette's navigation returns once the page loaded or a dialog opened
+    /// (the PIN's), so the page is polled as in [`Chromium::load`].
+    fn load(&mut self, url: &str, secs: u64) -> String {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        self.wait_at_most(Duration::from_secs(secs));
+        let navigated = self.call("WebDriver:Navigate", serde_json::json!({ "url": url }));
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            self.wait_at_most(deadline.saturating_duration_since(Instant::now()));
+            last = match self.call(
+                "WebDriver:ExecuteScript",
+                serde_json::json!({
+                    "script": "return document.documentURI + '\\n' + (document.body ? document.body.innerText : '');",
+                    "args": []
+                }),
+            ) {
+                Ok(v) => v["value"].as_str().unwrap_or_default().to_string(),
+                Err(e) => e,
+            };
+            if (last.starts_with(url) && last.contains("Subject:"))
+                || last.starts_with("about:neterror")
+                || last.starts_with("about:certerror")
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        match navigated {
+            Ok(_) => last,
+            Err(e) => format!("{e}\n{last}"),
+        }
+    }
+}
+
+impl Drop for Firefox {
+    fn drop(&mut self) {
+        if self.conn.is_some() {
+            self.wait_at_most(Duration::from_secs(5));
+            let _ = self.call(
+                "Marionette:Quit",
+                serde_json::json!({"flags": ["eForceQuit"]}),
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Also its content processes, in its process group.
+        kill_group(&mut self.child);
+    }
+}
+
+fn marionette_error(e: std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            "Marionette: Firefox did not answer in time (is it waiting in a dialog?)".into()
+        }
+        _ => format!("Marionette: {e}"),
+    }
+}
+
+/// Loads a TLS 1.3 and a TLS 1.2 server's page in Firefox with each key of
+/// `token`, the certificate chosen by "Select Automatically". That takes the
+/// first certificate the server's CA list matches, and all three come from
+/// one CA: the token holds one certificate at a time (`tpmkey cert rm`, then
+/// `tpmkey cert import` of the next), and each key gets a Firefox of its own.
+/// With `display`, the PIN is typed into Firefox's password dialog, asked once
+/// per browser: returns how often it showed.
+fn firefox_run(f: &Fixture, token: TokenSpec, display: Option<&str>) -> Vec<usize> {
+    let home = f.dir.path().join("firefox-home");
+    firefox_profile(&home.join("profile"), &f.ca);
+    let servers: Vec<(Tls, Server)> = VERSIONS
+        .iter()
+        .map(|v| (*v, Server::start(f.dir.path(), &f.ca, *v)))
+        .collect();
+    for alg in KEYS {
+        f.tk(&["cert", "rm", "--token", token.label, "--label", alg]);
+    }
+    let mut prompts = Vec::new();
+    for alg in KEYS {
+        let pem = f.dir.path().join(format!("{}-{alg}.pem", token.label));
+        f.tk(&[
+            "cert",
+            "import",
+            "--token",
+            token.label,
+            &pem.to_string_lossy(),
+        ]);
+        let typer = display.map(|d| PinTyper::start(d, FIREFOX_PIN_DIALOG, PIN));
+        let mut browser = Firefox::start(f, &home, display);
+        for (tls, server) in &servers {
+            let cn = cn(&token, alg);
+            let before = server.saw(&cn);
+            let started = Instant::now();
+            let page = browser.load(&server.url(), 90);
+            let ok = server.saw(&cn) > before && page.contains(&format!("Subject: CN={cn}"));
+            println!(
+                "{:<10} {:<5} {alg:<8} {tls:?}: {} ({} ms)",
+                if display.is_some() {
+                    "firefox"
+                } else {
+                    "firefox-headless"
+                },
+                token.label,
+                if ok { "ok" } else { "FAILED" },
+                started.elapsed().as_millis()
+            );
+            assert!(
+                ok,
+                "Firefox with {}/{alg} over {tls:?}: page:\n{page}\nserver log:\n{}\nfirefox log:\n{}",
+                token.label,
+                server.log(),
+                browser.log()
+            );
+        }
+        drop(browser);
+        prompts.extend(typer.map(PinTyper::finish));
+        f.tk(&["cert", "rm", "--token", token.label, "--label", alg]);
+    }
+    prompts
+}
+
+/// The title of Firefox's window asking for a token's password (NSS's PIN).
+const FIREFOX_PIN_DIALOG: &str = "^Password Required - Mozilla Firefox$";
+
+#[test]
+fn firefox_headless_with_a_no_pin_token() {
+    let f = Fixture::new(&[NO_PIN_TOKEN]);
+    assert_eq!(firefox_run(&f, NO_PIN_TOKEN, None), Vec::<usize>::new());
+}
+
+#[test]
+fn firefox_with_a_pin_typed_into_the_password_dialog() {
+    let f = Fixture::new(&[PIN_TOKEN]);
+    let x = Xvfb::start(f.dir.path());
+    assert_eq!(
+        firefox_run(&f, PIN_TOKEN, Some(&x.display)),
+        vec![1; KEYS.len()],
+        "each Firefox asks for the PIN once, in its Password Required dialog"
     );
 }
