@@ -65,10 +65,13 @@ else
         --log file="$work/swtpm.log" &
     pids+=($!)
     export TPMKEY_TCTI=swtpm:host=127.0.0.1,port=$port
-    for _ in $(seq 50); do "$TPMKEY" random 1 >/dev/null 2>&1 && break; sleep 0.1; done
+    up=""
+    for _ in $(seq 100); do "$TPMKEY" random 1 >/dev/null 2>&1 && up=1 && break; sleep 0.1; done
+    [ -n "$up" ] || die "swtpm did not come up within 10 s on 127.0.0.1:$port; its log: $(cat "$work/swtpm.log" 2>/dev/null)"
     echo "    no TPM here: started swtpm (pid ${pids[-1]}), TPMKEY_TCTI=$TPMKEY_TCTI"
 fi
-"$TPMKEY" info | head -3 | sed "s/^/    /"
+"$TPMKEY" info >"$work/info.txt"
+head -3 "$work/info.txt" | sed "s/^/    /"
 
 step "Creating a token and a key inside the TPM (store: $TPMKEY_STORE)"
 PIN=1234

@@ -116,3 +116,34 @@ fn check_walks_through_the_setup() {
     assert!(!ok);
     assert!(out.contains("FAIL /dev/tpm-not-here"), "{out}");
 }
+
+/// A reader that left before tpmkey wrote (`tpmkey info | head -3` when head is
+/// done): tpmkey ends by SIGPIPE, as Unix filters do, with nothing on stderr (no
+/// panic from `println!`).
+#[test]
+fn a_reader_that_left_ends_tpmkey_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let tpm = Swtpm::start();
+    let (read_end, write_end) = nix::unistd::pipe().unwrap();
+    drop(read_end);
+    let out = std::process::Command::new(common::tpmkey_bin())
+        .arg("info")
+        .env("TPMKEY_TCTI", tpm.tcti())
+        .env_remove("TPM2TOOLS_TCTI")
+        .stdout(std::process::Stdio::from(write_end))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.signal(),
+        Some(nix::libc::SIGPIPE),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -15,7 +15,7 @@
 //! connects again. Commands go out with `MSG_NOSIGNAL`: a TPM that went away is an
 //! error, never a SIGPIPE in the host program that loaded the PKCS#11 module.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -224,7 +224,10 @@ fn platform_power_on(host: &str, port: u16) {
     let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
     for signal in [TPM_SIGNAL_POWER_ON, TPM_SIGNAL_NV_ON] {
         let mut ack = [0u8; 4];
-        if s.write_all(&signal.to_be_bytes()).is_err() || s.read_exact(&mut ack).is_err() {
+        // MSG_NOSIGNAL: a simulator that closed this channel is no SIGPIPE (the
+        // CLI leaves SIGPIPE at its default).
+        let sent = sock::send(s.as_raw_fd(), &signal.to_be_bytes(), MsgFlags::MSG_NOSIGNAL);
+        if sent != Ok(4) || s.read_exact(&mut ack).is_err() {
             return;
         }
     }

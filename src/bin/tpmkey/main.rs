@@ -425,6 +425,7 @@ fn run(cli: &Cli) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    end_quietly_when_the_reader_leaves();
     let cli = Cli::parse();
     progress::show_on_terminal();
     match run(&cli) {
@@ -448,4 +449,16 @@ fn shell_word(word: &str) -> String {
     } else {
         format!("'{}'", word.replace('\'', r"'\''"))
     }
+}
+
+/// A reader that stops early (`tpmkey info | head -3`) ends tpmkey as it ends any
+/// Unix filter: by SIGPIPE, silently, instead of a panic in `println!` (Rust
+/// ignores SIGPIPE by default). TPM sockets are unaffected: commands go out with
+/// MSG_NOSIGNAL, and a TPM that went away is an error that says so.
+fn end_quietly_when_the_reader_leaves() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_DFL installs no handler code; this runs first in main, before
+    // any thread exists.
+    #[allow(unsafe_code)]
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
 }
