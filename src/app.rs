@@ -1120,6 +1120,20 @@ impl App {
         self.replace_user_seal(c, &mut t, &new_seal)
     }
 
+    /// The label of `token`, checked to exist, or every token's when it is None.
+    ///
+    /// # Errors
+    /// An unknown token; the token directory cannot be listed.
+    pub(crate) fn tokens_named(&self, token: Option<&str>) -> Result<Vec<String>> {
+        match token {
+            Some(t) => {
+                self.store.read_token(t)?;
+                Ok(vec![t.to_string()])
+            }
+            None => Ok(self.store.token_labels()?),
+        }
+    }
+
     /// Every key, with its token label (reads the store only; no TPM). A key file
     /// or a token's key directory that cannot be read hides only those keys: it is
     /// in the second list, for the caller to report.
@@ -1127,13 +1141,7 @@ impl App {
     /// # Errors
     /// The store's token directory cannot be listed; an unknown `token`.
     pub fn key_list(&self, token: Option<&str>) -> Result<KeyListing> {
-        let labels = match token {
-            Some(t) => {
-                self.store.read_token(t)?;
-                vec![t.to_string()]
-            }
-            None => self.store.token_labels()?,
-        };
+        let labels = self.tokens_named(token)?;
         let mut out = Vec::new();
         let mut bad = Vec::new();
         for l in labels {
@@ -1228,14 +1236,8 @@ impl App {
         hash: crate::crypto::hash::HashAlg,
         digest: &[u8],
     ) -> Result<Vec<u8>> {
-        use crate::keys::signature::{encode, scheme_for, verify};
-        if digest.len() != hash.digest_size() {
-            return Err(Error::Usage(format!(
-                "a {}-byte digest for a {}-byte hash",
-                digest.len(),
-                hash.digest_size()
-            )));
-        }
+        use crate::keys::signature::{check_digest, encode, scheme_for, verify};
+        check_digest(hash, digest)?;
         let k = self.find_key(token_label, key_label)?;
         let path = self.key_path(token_label, &k.id);
         let wrapped = unwrap_record(&k.blob, &path)?;

@@ -297,13 +297,7 @@ impl App {
     /// # Errors
     /// Store errors; corrupt object files are left out.
     pub fn cert_list(&self, token: Option<&str>) -> Result<Vec<Listed>> {
-        let labels = match token {
-            Some(t) => {
-                self.store.read_token(t)?;
-                vec![t.to_string()]
-            }
-            None => self.store.token_labels()?,
-        };
+        let labels = self.tokens_named(token)?;
         let mut out = Vec::new();
         for t in labels {
             let path = self.token_path(&t);

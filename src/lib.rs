@@ -73,7 +73,8 @@
 //! Each depends only on those below it:
 //! - [`tpm_commands`] (separate crate): the wire format.
 //! - [`files`] and [`settings`]: reading files that may be hostile (regular files
-//!   only, bounded), and the wait bounds from the environment.
+//!   only, bounded), and the wait bounds from the environment; `holders`: which
+//!   process holds what another waits for, from /proc, for the errors.
 //! - [`transport`] and [`tcti`]: moving frames to `/dev/tpmrm0`, `/dev/tpm0`, swtpm.
 //! - [`crypto`]: KDFs, session HMACs, parameter encryption.
 //! - [`session`]: session state and the rules of which key and nonce go where (it
@@ -99,6 +100,7 @@ pub mod connection;
 pub mod crypto;
 pub mod error;
 pub mod files;
+mod holders;
 pub mod info;
 pub mod keys;
 pub mod pcr;

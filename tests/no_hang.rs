@@ -129,26 +129,20 @@ fn store_with_key(sim: &Swtpm, dir: &TempDir) -> std::path::PathBuf {
     store
 }
 
-/// `tpmkey sign` through `tcti` with TPMKEY_TIMEOUT=2: (succeeded, stderr, time).
-fn sign_via(tcti: &str, store: &std::path::Path, dir: &TempDir) -> (bool, String, Duration) {
-    let msg = dir.path().join("msg");
-    std::fs::write(&msg, b"hello").unwrap();
+/// `tpmkey args…` on `store` through `tcti` with `TPMKEY_TIMEOUT=timeout`:
+/// (succeeded, stderr, time).
+fn tpmkey_within(
+    tcti: &str,
+    store: &std::path::Path,
+    timeout: &str,
+    args: &[&str],
+) -> (bool, String, Duration) {
     let t = Instant::now();
     let out = Command::new(common::tpmkey_bin())
-        .args([
-            "sign",
-            "--token",
-            "t",
-            "--label",
-            "k",
-            "--userpin",
-            "1234",
-            "--in",
-        ])
-        .arg(&msg)
+        .args(args)
         .env("TPMKEY_TCTI", tcti)
         .env("TPMKEY_STORE", store)
-        .env("TPMKEY_TIMEOUT", "2")
+        .env("TPMKEY_TIMEOUT", timeout)
         .env_remove("TPM2TOOLS_TCTI")
         .output()
         .unwrap();
@@ -157,6 +151,25 @@ fn sign_via(tcti: &str, store: &std::path::Path, dir: &TempDir) -> (bool, String
         String::from_utf8_lossy(&out.stderr).into_owned(),
         t.elapsed(),
     )
+}
+
+/// `tpmkey sign` through `tcti` with TPMKEY_TIMEOUT=2: (succeeded, stderr, time).
+fn sign_via(tcti: &str, store: &std::path::Path, dir: &TempDir) -> (bool, String, Duration) {
+    let msg = dir.path().join("msg");
+    std::fs::write(&msg, b"hello").unwrap();
+    let msg = msg.to_str().unwrap();
+    let args = [
+        "sign",
+        "--token",
+        "t",
+        "--label",
+        "k",
+        "--userpin",
+        "1234",
+        "--in",
+        msg,
+    ];
+    tpmkey_within(tcti, store, "2", &args)
 }
 
 const SIGN: u32 = 0x15d;
@@ -303,31 +316,19 @@ fn add_key_within(
     label: &str,
     timeout: &str,
 ) -> (bool, String, Duration) {
-    let t = Instant::now();
-    let out = Command::new(common::tpmkey_bin())
-        .args([
-            "key",
-            "add",
-            "--token",
-            "t",
-            "--label",
-            label,
-            "--algorithm",
-            "ecc256",
-            "--userpin",
-            "1234",
-        ])
-        .env("TPMKEY_TCTI", sim.tcti())
-        .env("TPMKEY_STORE", store)
-        .env("TPMKEY_TIMEOUT", timeout)
-        .env_remove("TPM2TOOLS_TCTI")
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        t.elapsed(),
-    )
+    let args = [
+        "key",
+        "add",
+        "--token",
+        "t",
+        "--label",
+        label,
+        "--algorithm",
+        "ecc256",
+        "--userpin",
+        "1234",
+    ];
+    tpmkey_within(&sim.tcti(), store, timeout, &args)
 }
 
 /// Another process holding the store's lock (`flock -F`: the lock's holder is the

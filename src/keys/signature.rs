@@ -96,6 +96,21 @@ pub fn encode(public: &TpmtPublic, sig: &TpmtSignature) -> Result<Vec<u8>> {
     })
 }
 
+/// A `digest` of `hash`'s size, checked before any TPM command.
+///
+/// # Errors
+/// [`Error::Usage`] naming both sizes.
+pub fn check_digest(hash: HashAlg, digest: &[u8]) -> Result<()> {
+    if digest.len() != hash.digest_size() {
+        return Err(Error::Usage(format!(
+            "a {}-byte digest for a {}-byte hash",
+            digest.len(),
+            hash.digest_size()
+        )));
+    }
+    Ok(())
+}
+
 /// Signs `digest` (made with `hash`) with a loaded key (Part 3 §20.2 TPM2_Sign,
 /// scheme from [`scheme_for`]) under `auth`, and returns it [`encode`]d.
 ///
@@ -109,13 +124,7 @@ pub fn sign_digest(
     hash: HashAlg,
     digest: &[u8],
 ) -> Result<Vec<u8>> {
-    if digest.len() != hash.digest_size() {
-        return Err(Error::Usage(format!(
-            "a {}-byte digest for a {}-byte hash",
-            digest.len(),
-            hash.digest_size()
-        )));
-    }
+    check_digest(hash, digest)?;
     let scheme = scheme_for(&key.public)?;
     let sig = sign_with(tpm, key, auth, digest, scheme, TpmAlgId(hash.alg_id()))?;
     encode(&key.public, &sig)

@@ -35,8 +35,8 @@
 //! ([`crate::files`]).
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -116,46 +116,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io {
         path: path.to_path_buf(),
         source,
-    }
-}
-
-/// Who holds an flock on `file`, from `/proc/locks` (`N: FLOCK ADVISORY WRITE pid
-/// major:minor:inode …`, the device numbers in hex): "process 1234 (tpmkey)", or a
-/// sentence saying it is not known.
-fn lock_holder(file: &File) -> String {
-    let unknown = || "another process (not found in /proc/locks)".to_string();
-    let Ok(meta) = file.metadata() else {
-        return unknown();
-    };
-    // The device number as the kernel prints it (glibc's gnu_dev_major/minor).
-    let dev = meta.dev();
-    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
-    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
-    let want = format!("{major:02x}:{minor:02x}:{}", meta.ino());
-    let mut locks = String::new();
-    let read = File::open("/proc/locks").and_then(|f| f.take(1 << 20).read_to_string(&mut locks));
-    if read.is_err() {
-        return unknown();
-    }
-    let holders: Vec<String> = locks
-        .lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            // Waiters are listed as "N: -> FLOCK …"; only the holder counts.
-            match fields.as_slice() {
-                [_, "FLOCK", _, _, pid, id, ..] if *id == want => {
-                    let comm =
-                        std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-                    Some(format!("{pid} ({})", comm.trim()))
-                }
-                _ => None,
-            }
-        })
-        .collect();
-    match holders.len() {
-        0 => unknown(),
-        1 => format!("process {}", holders[0]),
-        _ => format!("processes {}", holders.join(", ")),
     }
 }
 
@@ -512,7 +472,10 @@ impl Store {
                     let waited = start.elapsed();
                     if waited >= limit {
                         return Err(StoreError::Locked {
-                            holder: lock_holder(&back),
+                            holder: crate::holders::describe(&crate::holders::flock_holders(&back))
+                                .unwrap_or_else(|| {
+                                    "another process (not found in /proc/locks)".into()
+                                }),
                             path,
                             waited_ms: waited.as_millis(),
                         });

@@ -124,9 +124,9 @@ fn open_device(path: &str, busy: Duration) -> Result<File, TransportError> {
 /// Who has `path` open, from `/proc/*/fd` (other users' processes are visible to
 /// root only): "process 1234 (ssh-agent)", or a sentence saying it is not known.
 pub(crate) fn holder_of(path: &str) -> String {
-    match super::holders::processes_with(|target| target.as_os_str() == path) {
+    match crate::holders::processes_with(|target| target.as_os_str() == path) {
         None => "another process (/proc is not mounted, so which one is unknown)".into(),
-        Some(found) => super::holders::describe(&found)
+        Some(found) => crate::holders::describe(&found)
             .unwrap_or_else(|| "another process (not visible in /proc to this user)".into()),
     }
 }

@@ -15,7 +15,6 @@
 
 mod device;
 mod epoch;
-mod holders;
 mod socket;
 mod wait;
 
@@ -67,23 +66,12 @@ impl Limits {
     /// [`TransportError::BadSetting`] for a value that is not a positive number of
     /// seconds up to a day.
     pub fn from_env() -> Result<Limits, TransportError> {
-        let mut l = Limits::default();
-        if let Some(d) = seconds_from_env("TPMKEY_TIMEOUT")? {
-            l.answer = d;
-        }
-        if let Some(d) = seconds_from_env("TPMKEY_BUSY_TIMEOUT")? {
-            l.busy = d;
-        }
-        Ok(l)
+        Ok(Limits {
+            answer: crate::settings::answer_timeout()?,
+            busy: crate::settings::seconds_from_env("TPMKEY_BUSY_TIMEOUT")?
+                .unwrap_or(DEFAULT_BUSY_TIMEOUT),
+        })
     }
-}
-
-fn seconds_from_env(var: &'static str) -> Result<Option<Duration>, TransportError> {
-    crate::settings::seconds_from_env(var).map_err(|b| TransportError::BadSetting {
-        var: b.var,
-        value: b.value,
-        reason: b.reason,
-    })
 }
 
 /// Moves one command frame to the TPM and its response back.
@@ -197,15 +185,8 @@ pub enum TransportError {
         detail: String,
     },
     /// An environment variable with a value that cannot be used.
-    #[error("{var}={value:?}: {reason}")]
-    BadSetting {
-        /// The variable.
-        var: &'static str,
-        /// Its value.
-        value: String,
-        /// What is needed.
-        reason: &'static str,
-    },
+    #[error(transparent)]
+    BadSetting(#[from] crate::settings::BadSetting),
     /// Any other I/O failure.
     #[error("{what}: {source}")]
     Io {

@@ -319,34 +319,23 @@ impl SocketTransport {
 
 /// A swtpm that did not answer while other processes are connected to it: they
 /// are named (swtpm serves one connection at a time, and says nothing of it).
-fn name_other_clients(e: TransportError, peer: Option<std::net::SocketAddr>) -> TransportError {
-    match (e, peer) {
-        (
-            TransportError::Timeout {
-                tpm,
-                command,
-                bound_ms,
-                received: None,
-                hint,
-            },
-            Some(peer),
-        ) => {
-            let hint = match super::holders::describe(&super::holders::connected_to(peer)) {
-                Some(who) => format!(
-                    "{who} has a connection to it open, and swtpm serves one client at a time: let it finish or end it (tpm2-abrmd keeps its connection for as long as it runs; tpmkey itself lets go after every operation)"
-                ),
-                None => hint,
-            };
-            TransportError::Timeout {
-                tpm,
-                command,
-                bound_ms,
-                received: None,
-                hint,
-            }
+fn name_other_clients(mut e: TransportError, peer: Option<std::net::SocketAddr>) -> TransportError {
+    if let (
+        TransportError::Timeout {
+            received: None,
+            hint,
+            ..
+        },
+        Some(peer),
+    ) = (&mut e, peer)
+    {
+        if let Some(who) = crate::holders::describe(&crate::holders::connected_to(peer)) {
+            *hint = format!(
+                "{who} has a connection to it open, and swtpm serves one client at a time: let it finish or end it (tpm2-abrmd keeps its connection for as long as it runs; tpmkey itself lets go after every operation)"
+            );
         }
-        (e, _) => e,
     }
+    e
 }
 
 impl Transport for SocketTransport {

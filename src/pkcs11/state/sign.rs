@@ -32,13 +32,7 @@ impl Module {
         if self.session(h)?.sign.is_some() {
             return Err(CKR_OPERATION_ACTIVE);
         }
-        let o = self.object(h, key).map_err(|rv| {
-            if rv == CKR_OBJECT_HANDLE_INVALID {
-                CKR_KEY_HANDLE_INVALID
-            } else {
-                rv
-            }
-        })?;
+        let o = self.object(h, key).map_err(super::verify::key_handle)?;
         // A derived secret is a key, of a type no signing mechanism takes.
         let k = o.key().ok_or(CKR_KEY_TYPE_INCONSISTENT)?;
         if k.class != Class::Private || !k.view.usage().sign {

@@ -1,11 +1,14 @@
-//! Which other processes hold a TPM that serves one client at a time, for the
-//! errors that say so: an open raw device (`/proc/*/fd`), or a TCP connection to
-//! a swtpm (the socket in `/proc/net/tcp` and `/proc/net/tcp6`, its owner in
-//! `/proc/*/fd`). Other users' processes are visible to root only.
+//! Which other processes hold something this one waits for, for the errors that
+//! say so: an open raw TPM device (`/proc/*/fd`), a TCP connection to a swtpm
+//! that serves one client at a time (the socket in `/proc/net/tcp` and
+//! `/proc/net/tcp6`, its owner in `/proc/*/fd`), or the flock on the key store
+//! (`/proc/locks`). Other users' processes are visible to root only.
 
 use std::collections::HashSet;
+use std::fs::File;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// "process 1234 (ssh-agent)" or "processes 1 (a), 2 (b)" for `found`; None when
@@ -38,11 +41,48 @@ pub(crate) fn processes_with(matches: impl Fn(&Path) -> bool) -> Option<Vec<Stri
             .flatten()
             .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| matches(&t)));
         if holds {
-            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
-            found.push(format!("{pid} ({})", comm.trim()));
+            found.push(named(&pid.to_string()));
         }
     }
     Some(found)
+}
+
+/// "PID (comm)".
+fn named(pid: &str) -> String {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    format!("{pid} ({})", comm.trim())
+}
+
+/// At most `limit` bytes of a /proc table; None when it cannot be read.
+fn proc_table(path: &str, limit: u64) -> Option<String> {
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|f| f.take(limit).read_to_string(&mut text))
+        .ok()?;
+    Some(text)
+}
+
+/// The processes holding an flock on `file`, from `/proc/locks` (`N: FLOCK
+/// ADVISORY WRITE pid major:minor:inode …`, the device numbers in hex; waiters
+/// are listed as `N: -> FLOCK …` and do not count).
+pub(crate) fn flock_holders(file: &File) -> Vec<String> {
+    let (Ok(meta), Some(locks)) = (file.metadata(), proc_table("/proc/locks", 1 << 20)) else {
+        return Vec::new();
+    };
+    // The device number as the kernel prints it (glibc's gnu_dev_major/minor).
+    let dev = meta.dev();
+    let major = ((dev >> 8) & 0xfff) | ((dev >> 32) & !0xfff);
+    let minor = (dev & 0xff) | ((dev >> 12) & !0xff);
+    let want = format!("{major:02x}:{minor:02x}:{}", meta.ino());
+    locks
+        .lines()
+        .filter_map(
+            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [_, "FLOCK", _, _, pid, id, ..] if id == want => Some(named(pid)),
+                _ => None,
+            },
+        )
+        .collect()
 }
 
 /// Processes other than this one with an established TCP connection to `peer`
